@@ -1,0 +1,1 @@
+"""leadrisk: features sources package."""

@@ -1,0 +1,161 @@
+"""Open the Feast store for the configured profile; apply, materialize and read features.
+
+``feature_store.yaml`` at the project root is the base; settings decide the profile:
+- ``embedded``: file registry and SQLite online store under the data folder, file offline store;
+- ``production``: PostgreSQL SQL registry and Redis online store, same offline sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import duckdb
+import pandas as pd
+import yaml
+from feast import FeatureService, FeatureStore, FeatureView
+from feast.repo_config import RepoConfig
+
+from features.definitions import definitions
+from leadrisk.settings import PROJECT_ROOT, Settings
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def repo_config(settings: Settings) -> RepoConfig:
+    """The Feast config of the active profile."""
+    base: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "feature_store.yaml").read_text())
+    base["project"] = settings.feature_store.project
+    feast_dir = settings.feast_dir
+    feast_dir.mkdir(parents=True, exist_ok=True)
+    if settings.profile == "production":
+        base["registry"] = {
+            "registry_type": "sql",
+            "path": settings.feature_store.postgres_url,
+            "cache_ttl_seconds": 60,
+            "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
+        }
+        base["online_store"] = {
+            "type": "redis",
+            "connection_string": settings.feature_store.redis_url,
+        }
+    else:
+        base["registry"] = {"path": str(feast_dir / "registry.db"), "cache_ttl_seconds": 60}
+        base["online_store"] = {"type": "sqlite", "path": str(feast_dir / "online_store.db")}
+    return RepoConfig(repo_path=PROJECT_ROOT, **base)
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    return FeatureStore(config=repo_config(settings), repo_path=str(PROJECT_ROOT))
+
+
+def apply(settings: Settings) -> list[str]:
+    """Register every definition; returns the names applied."""
+    objects = definitions(settings)
+    open_store(settings).apply(list(objects.values()))
+    return list(objects)
+
+
+@dataclass(frozen=True)
+class MaterializeSummary:
+    view: str
+    start: datetime
+    end: datetime
+    rows: int
+    entities: int
+    seconds: float
+
+
+def materialize(
+    settings: Settings,
+    incremental: bool = False,
+    end: datetime | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[MaterializeSummary]:
+    """Load the latest value of every online view into the online store, view by view."""
+    store = open_store(settings)
+    end = end or datetime.now(timezone.utc)
+    summaries = []
+    for view in store.list_feature_views():
+        if not view.online:
+            continue
+        start = _start_of(view, incremental)
+        progress(f"materializing {view.name} [{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}]")
+        began = datetime.now(timezone.utc)
+        store.materialize(start_date=start, end_date=end, feature_views=[view.name])
+        seconds = (datetime.now(timezone.utc) - began).total_seconds()
+        rows, entities = _rows_in_range(view, start, end)
+        summaries.append(MaterializeSummary(view.name, start, end, rows, entities, seconds))
+        progress(f"  {view.name}: {entities:,} entities from {rows:,} rows in {seconds:.1f}s")
+    return summaries
+
+
+def _start_of(view: FeatureView, incremental: bool) -> datetime:
+    if incremental and view.most_recent_end_time is not None:
+        return view.most_recent_end_time.astimezone(timezone.utc)
+    return EPOCH
+
+
+def _rows_in_range(view: FeatureView, start: datetime, end: datetime) -> tuple[int, int]:
+    source = view.batch_source
+    key = view.entity_columns[0].name
+    query = (
+        f"SELECT count(*), count(DISTINCT {key}) FROM read_parquet('{source.path}') "
+        f"WHERE {source.timestamp_field} >= ? AND {source.timestamp_field} < ?"
+    )
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        rows, entities = con.execute(query, [start, end]).fetchone()
+    return int(rows), int(entities)
+
+
+def last_materialized(settings: Settings) -> dict[str, datetime | None]:
+    """End of the last materialization window per online view (feature freshness)."""
+    store = open_store(settings)
+    return {
+        view.name: view.most_recent_end_time for view in store.list_feature_views() if view.online
+    }
+
+
+def feature_service(store: FeatureStore, name: str) -> FeatureService:
+    return store.get_feature_service(name)
+
+
+def feature_refs(service: FeatureService) -> list[str]:
+    """``view:feature`` references of a FeatureService, in its declared order."""
+    return [
+        f"{projection.name_to_use()}:{feature.name}"
+        for projection in service.feature_view_projections
+        for feature in projection.features
+    ]
+
+
+def feature_columns(service: FeatureService) -> list[str]:
+    """Column names of a FeatureService's features, as Feast returns them."""
+    return [ref.split(":", 1)[1] for ref in feature_refs(service)]
+
+
+def historical_features(
+    store: FeatureStore, service_name: str, entity_df: pd.DataFrame
+) -> pd.DataFrame:
+    """Point-in-time correct features for each (entity, event_timestamp) row."""
+    service = feature_service(store, service_name)
+    job = store.get_historical_features(entity_df=entity_df, features=service)
+    return job.to_df()
+
+
+def online_features(
+    store: FeatureStore, service_name: str, entity_rows: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """Latest online features for each entity row, one row per entity, in input order."""
+    service = feature_service(store, service_name)
+    response = store.get_online_features(features=service, entity_rows=entity_rows)
+    frame = pd.DataFrame(response.to_dict())
+    keys = [c for c in frame.columns if c in entity_rows[0]] if entity_rows else []
+    return frame[keys + feature_columns(service)]
+
+
+def as_of_now() -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=1)

@@ -1,0 +1,189 @@
+"""One place for every path, URL, threshold and batch size.
+
+Values come from, in increasing priority: the defaults below, a YAML file (``leadrisk.yaml`` at the
+project root, or the file named by ``LEADRISK_CONFIG``), and ``LEADRISK_*`` environment variables.
+Nested fields use a double underscore: ``LEADRISK_SERVICE__MAX_BATCH_SIZE=64``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "LEADRISK_"
+
+
+class DataSettings(BaseModel):
+    shared_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
+    x_education_csv: str = "x_education_leads/Leads.csv"
+    amlsim_dir: str = "amlsim_20k"
+    amlsim_anchor_date: str = "2025-01-01"
+    x_education_anchor_date: str = "2025-01-01"
+    x_education_span_days: int = 365
+    unlabeled_share: float = 0.1
+    seed: int = 42
+
+
+class SyntheticSettings(BaseModel):
+    customers: int = 10_000
+    leads: int = 10_000
+    transactions_per_customer: float = 30.0
+    start_date: str = "2025-01-01"
+    days: int = 365
+    chunk_customers: int = 50_000
+
+
+class FeatureStoreSettings(BaseModel):
+    project: str = "leadrisk"
+    redis_url: str = "127.0.0.1:6379"
+    postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    windows_days: list[int] = [7, 30, 90]
+    night_hours: list[int] = [0, 1, 2, 3, 4, 5]
+
+
+class TrainingSettings(BaseModel):
+    seed: int = 42
+    test_size: float = 0.2
+    cv_folds: int = 5
+    search_iterations: int = 6
+    lead_threshold_rule: Literal["max_f1", "recall_at_least"] = "max_f1"
+    lead_min_recall: float = 0.82
+    risk_segment_thresholds: list[float] = [0.2, 0.6]
+    champion_margin: float = 0.002
+    gate_metric_lead: str = "roc_auc"
+    gate_metric_risk: str = "pr_auc"
+    mlflow_tracking_uri: str | None = None
+    mlflow_postgres_uri: str = "postgresql://postgres@127.0.0.1:5432/leadrisk_mlflow"
+    offboard_top_reasons: int = 3
+
+
+class ServiceSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 3000
+    workers: int = 1
+    max_batch_size: int = 64
+    max_latency_ms: int = 2000
+    batching: bool = True
+    auth_token: str | None = None
+    timeout_s: int = 60
+    batch_upload_max_rows: int = 100_000
+
+
+class MonitoringSettings(BaseModel):
+    profiling: bool = True
+    window_minutes: int = 60
+    profile_store: str | None = None
+    queue_max: int = 100_000
+    flush_interval_s: float = 5.0
+    drift_p_value: float = 0.05
+    drifted_share_alert: float = 0.3
+    psi_alert: float = 0.2
+    missing_rate_alert: float = 0.05
+    p99_latency_ms_alert: float = 150.0
+    error_rate_alert: float = 0.01
+    freshness_hours_alert: float = 36.0
+    kpi_drop_alert: float = 0.1
+    webhook_url: str | None = None
+
+
+class Settings(BaseModel):
+    profile: Literal["embedded", "production"] = "embedded"
+    data_dir: Path = PROJECT_ROOT / "data"
+    data: DataSettings = Field(default_factory=DataSettings)
+    synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
+    feature_store: FeatureStoreSettings = Field(default_factory=FeatureStoreSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.data_dir / "tables"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+    @property
+    def mlflow_uri(self) -> str:
+        if self.training.mlflow_tracking_uri:
+            return self.training.mlflow_tracking_uri
+        if self.profile == "production":
+            return self.training.mlflow_postgres_uri
+        return f"sqlite:///{self.data_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.data_dir / "mlflow-artifacts"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.data_dir / "registry_audit.jsonl"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def prediction_log_dir(self) -> Path:
+        return self.data_dir / "predictions"
+
+    @property
+    def feedback_db(self) -> Path:
+        return self.data_dir / "feedback.db"
+
+    @property
+    def profiles_url(self) -> str:
+        return self.monitoring.profile_store or str(self.data_dir / "profiles")
+
+
+def _set_nested(target: dict[str, Any], path: list[str], value: str) -> None:
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    if value == "":
+        target[path[-1]] = None
+    elif value.lstrip().startswith(("[", "{")):
+        target[path[-1]] = yaml.safe_load(value)
+    else:
+        target[path[-1]] = value
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and name != f"{ENV_PREFIX}CONFIG":
+            path = name[len(ENV_PREFIX) :].lower().split("__")
+            _set_nested(overrides, path, value)
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from defaults, the YAML file and the environment (highest priority)."""
+    environ = dict(os.environ if environ is None else environ)
+    config_path = Path(environ.get(f"{ENV_PREFIX}CONFIG", PROJECT_ROOT / "leadrisk.yaml"))
+    from_file: dict[str, Any] = {}
+    if config_path.exists():
+        from_file = yaml.safe_load(config_path.read_text()) or {}
+    return Settings.model_validate(_merge(from_file, _env_overrides(environ)))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""leadrisk: loadtest package."""

@@ -1,0 +1,1 @@
+"""leadrisk: service package."""

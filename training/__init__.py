@@ -1,0 +1,1 @@
+"""leadrisk: training package."""
