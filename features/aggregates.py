@@ -86,7 +86,9 @@ def _snapshot_sql(source: Path, windows: list[int], night_hours: list[int], out:
         for w in windows
     )
     columns = ",\n".join(
-        f"{sql.format(w=f'w{w}')} AS {name}_{w}d" for w in windows for name, (sql, _) in AGGREGATES.items()
+        f"{sql.format(w=f'w{w}')} AS {name}_{w}d"
+        for w in windows
+        for name, (sql, _) in AGGREGATES.items()
     )
     return f"""
     COPY (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +28,22 @@ def real_data_available(settings: Settings) -> bool:
     return all(default_path(s, settings).exists() for s in ("x_education", "amlsim"))
 
 
+def parse_drift(text: str) -> synthetic.DriftSpec:
+    """Parse ``'total_time_on_website=0.5,amount=1.0@2025-10-01'`` into a drift spec."""
+    try:
+        shifts_text, start_text = text.split("@")
+        shifts = {
+            name.strip(): float(value)
+            for name, value in (item.split("=") for item in shifts_text.split(","))
+        }
+        start = datetime.fromisoformat(start_text).replace(tzinfo=UTC)
+    except ValueError as err:
+        raise ValueError(
+            f"--drift {text!r}: expected 'feature=shift[,feature=shift]@YYYY-MM-DD'"
+        ) from err
+    return synthetic.DriftSpec(start=start, shifts=shifts)
+
+
 def prepare(
     source: Source,
     settings: Settings,
@@ -47,7 +63,10 @@ def prepare(
         written[tables.LEAD_LABELS.name] = tables.write_table(labels, tables.LEAD_LABELS, out)
     elif source == "amlsim":
         customers, labels, transactions = amlsim.load(
-            path, settings.data.amlsim_anchor_date, settings.data.unlabeled_share, settings.data.seed
+            path,
+            settings.data.amlsim_anchor_date,
+            settings.data.unlabeled_share,
+            settings.data.seed,
         )
         for frame, spec in (
             (customers, tables.CUSTOMERS),

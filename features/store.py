@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -17,11 +17,12 @@ import pandas as pd
 import yaml
 from feast import FeatureService, FeatureStore, FeatureView
 from feast.repo_config import RepoConfig
+from feast.types import String
 
 from features.definitions import definitions
 from leadrisk.settings import PROJECT_ROOT, Settings
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def repo_config(settings: Settings) -> RepoConfig:
@@ -76,16 +77,16 @@ def materialize(
 ) -> list[MaterializeSummary]:
     """Load the latest value of every online view into the online store, view by view."""
     store = open_store(settings)
-    end = end or datetime.now(timezone.utc)
+    end = end or datetime.now(UTC)
     summaries = []
     for view in store.list_feature_views():
         if not view.online:
             continue
         start = _start_of(view, incremental)
         progress(f"materializing {view.name} [{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}]")
-        began = datetime.now(timezone.utc)
+        began = datetime.now(UTC)
         store.materialize(start_date=start, end_date=end, feature_views=[view.name])
-        seconds = (datetime.now(timezone.utc) - began).total_seconds()
+        seconds = (datetime.now(UTC) - began).total_seconds()
         rows, entities = _rows_in_range(view, start, end)
         summaries.append(MaterializeSummary(view.name, start, end, rows, entities, seconds))
         progress(f"  {view.name}: {entities:,} entities from {rows:,} rows in {seconds:.1f}s")
@@ -94,7 +95,7 @@ def materialize(
 
 def _start_of(view: FeatureView, incremental: bool) -> datetime:
     if incremental and view.most_recent_end_time is not None:
-        return view.most_recent_end_time.astimezone(timezone.utc)
+        return view.most_recent_end_time.astimezone(UTC)
     return EPOCH
 
 
@@ -137,6 +138,16 @@ def feature_columns(service: FeatureService) -> list[str]:
     return [ref.split(":", 1)[1] for ref in feature_refs(service)]
 
 
+def string_features(service: FeatureService) -> list[str]:
+    """The FeatureService's categorical (String) features."""
+    return [
+        feature.name
+        for projection in service.feature_view_projections
+        for feature in projection.features
+        if feature.dtype == String
+    ]
+
+
 def historical_features(
     store: FeatureStore, service_name: str, entity_df: pd.DataFrame
 ) -> pd.DataFrame:
@@ -158,4 +169,4 @@ def online_features(
 
 
 def as_of_now() -> datetime:
-    return datetime.now(timezone.utc) + timedelta(seconds=1)
+    return datetime.now(UTC) + timedelta(seconds=1)

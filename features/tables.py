@@ -170,7 +170,9 @@ def to_arrow(frame: pd.DataFrame, spec: TableSpec) -> pa.Table:
         try:
             arrays.append(pa.array(frame[field.name], type=field.type, from_pandas=True))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as err:
-            raise TableError(f"{spec.name}: column {field.name!r} is not {field.type}: {err}") from err
+            raise TableError(
+                f"{spec.name}: column {field.name!r} is not {field.type}: {err}"
+            ) from err
     return pa.Table.from_arrays(arrays, schema=spec.schema)
 
 
@@ -187,6 +189,7 @@ def write_arrow(table: pa.Table, spec: TableSpec, tables_dir: Path) -> Path:
     os.close(fd)
     try:
         pq.write_table(table, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -43,7 +43,7 @@ class FeatureStoreSettings(BaseModel):
     project: str = "leadrisk"
     redis_url: str = "127.0.0.1:6379"
     postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    windows_days: list[int] = [7, 30, 90]
+    windows_days: list[int] = [7, 30, 90, 180]
     night_hours: list[int] = [0, 1, 2, 3, 4, 5]
 
 

@@ -12,7 +12,7 @@ Mapping (documented in docs/data.md):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ def load(
     check_rows(tx_path, raw_tx["time"] < 1, raw_tx["time"], "time", "a step >= 1")
     check_rows(tx_path, raw_tx["value"] <= 0, raw_tx["value"], "value", "an amount > 0")
 
-    start = pd.Timestamp(datetime.fromisoformat(anchor).replace(tzinfo=timezone.utc))
+    start = pd.Timestamp(datetime.fromisoformat(anchor).replace(tzinfo=UTC))
     label_at = start + pd.Timedelta(days=int(raw_tx["time"].max()))
     customers = _customers(nodes, start)
     labels = _labels(nodes, label_at, unlabeled_share, seed)

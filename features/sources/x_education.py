@@ -7,7 +7,7 @@ deterministic, and the order of arrival is preserved for point-in-time joins.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -87,11 +87,13 @@ def load(path: Path, anchor: str, span_days: int) -> tuple[pd.DataFrame, pd.Data
 
 
 def _creation_times(lead_numbers: pd.Series, anchor: str, span_days: int) -> pd.Series:
-    start = datetime.fromisoformat(anchor).replace(tzinfo=timezone.utc)
+    start = datetime.fromisoformat(anchor).replace(tzinfo=UTC)
     rank = lead_numbers.rank(method="first").to_numpy() - 1
     step = timedelta(days=span_days) / max(len(lead_numbers), 1)
     seconds = np.floor(rank * step.total_seconds()).astype("int64")
-    return pd.Series(pd.Timestamp(start) + pd.to_timedelta(seconds, unit="s"), index=lead_numbers.index)
+    return pd.Series(
+        pd.Timestamp(start) + pd.to_timedelta(seconds, unit="s"), index=lead_numbers.index
+    )
 
 
 def _clean_category(values: pd.Series) -> pd.Series:

@@ -1,0 +1,157 @@
+"""The scoring object that travels from training to serving: fitted transform, model,
+calibration, decision threshold, bands and explanations in one picklable piece.
+
+Serving never refits anything: it loads this object and calls ``score``. Missing values are
+filled by the training-time imputation inside the pipeline and reported by ``missing_features``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Band:
+    """A named score band: scores >= ``min_score`` and below the next band's minimum."""
+
+    name: str
+    min_score: float
+
+
+@dataclass(frozen=True)
+class Reason:
+    feature: str
+    value: Any
+    contribution: float
+
+    @property
+    def text(self) -> str:
+        value = self.value
+        if isinstance(value, float):
+            value = "missing" if np.isnan(value) else f"{value:,.4g}"
+        return f"{self.feature.replace('_', ' ')} is {value}: {self.contribution:+.2f}"
+
+
+@dataclass
+class ScoringModel:
+    """A fitted classifier with everything needed to score, band and explain a row."""
+
+    pipeline: Pipeline
+    numeric: list[str]
+    categorical: list[str]
+    calibration: tuple[float, float]
+    threshold: float
+    bands: list[Band]
+    transformed_to_raw: list[int]
+    imputation: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return prepare_inputs(frame, self.numeric, self.categorical)
+
+    def missing_features(self, frame: pd.DataFrame) -> list[list[str]]:
+        """Per row, the features that were missing and got the training-time imputation."""
+        isna = self.prepare(frame).isna().to_numpy()
+        names = np.array(self.features)
+        return [names[row].tolist() for row in isna]
+
+    def raw_logit(self, prepared: pd.DataFrame) -> np.ndarray:
+        return _logit(self.pipeline.predict_proba(prepared)[:, 1])
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of the positive class, one per row."""
+        slope, intercept = self.calibration
+        logit = slope * self.raw_logit(self.prepare(frame)) + intercept
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Decisions at the saved threshold (1 = positive)."""
+        return (self.predict_proba(frame) >= self.threshold).astype(int)
+
+    def band(self, scores: np.ndarray) -> list[str]:
+        ordered = sorted(self.bands, key=lambda b: b.min_score)
+        mins = np.array([b.min_score for b in ordered])
+        index = np.searchsorted(mins, scores, side="right") - 1
+        return [ordered[max(i, 0)].name for i in index]
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Per row and raw feature, the contribution to the calibrated log-odds."""
+        prepared = self.prepare(frame)
+        prep, model = self.pipeline[:-1], self.pipeline[-1]
+        transformed = np.asarray(prep.transform(prepared), dtype="float64")
+        if hasattr(model, "booster_"):
+            per_column = model.booster_.predict(transformed, pred_contrib=True)[:, :-1]
+        elif hasattr(model, "coef_"):
+            per_column = transformed * model.coef_[0]
+        else:
+            per_column = self._occlusion(transformed, model)
+        assign = np.zeros((len(self.transformed_to_raw), len(self.features)))
+        assign[np.arange(len(self.transformed_to_raw)), self.transformed_to_raw] = 1.0
+        return self.calibration[0] * (per_column @ assign)
+
+    def _occlusion(self, transformed: np.ndarray, model: Any) -> np.ndarray:
+        baseline = np.asarray(self.metadata["transformed_means"], dtype="float64")
+        full = _logit(model.predict_proba(transformed)[:, 1])
+        out = np.zeros_like(transformed)
+        for column in range(transformed.shape[1]):
+            occluded = transformed.copy()
+            occluded[:, column] = baseline[column]
+            out[:, column] = full - _logit(model.predict_proba(occluded)[:, 1])
+        return out
+
+    def top_reasons(self, frame: pd.DataFrame, k: int = 3) -> list[list[Reason]]:
+        """The ``k`` features that moved each score most, in plain words."""
+        contributions = self.contributions(frame)
+        prepared = self.prepare(frame)
+        reasons = []
+        for row, values in enumerate(contributions):
+            order = np.argsort(-np.abs(values))[:k]
+            reasons.append(
+                [
+                    Reason(
+                        self.features[i],
+                        _plain(prepared.iloc[row, i]),
+                        float(values[i]),
+                    )
+                    for i in order
+                ]
+            )
+        return reasons
+
+
+def prepare_inputs(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """Select and type model inputs: numbers as float64, categories as str or NaN.
+
+    Training and serving both go through this, so None (online store) and NaN (offline store)
+    reach the fitted pipeline identically.
+    """
+    missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
+    if missing:
+        raise KeyError(f"input is missing feature columns {missing}")
+    columns = {c: pd.to_numeric(frame[c], errors="coerce").astype("float64") for c in numeric}
+    for column in categorical:
+        values = frame[column].astype("object")
+        columns[column] = values.where(values.map(lambda v: isinstance(v, str)), np.nan)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _logit(proba: np.ndarray) -> np.ndarray:
+    proba = np.clip(proba, EPS, 1 - EPS)
+    return np.log(proba / (1 - proba))

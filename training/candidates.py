@@ -1,0 +1,127 @@
+"""Candidate models: one preprocessing design, three estimators, bounded search spaces.
+
+Class imbalance is handled by class weights inside each estimator, so it is recomputed on the
+training folds of every fit and never touches a validation fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from lightgbm import LGBMClassifier
+from scipy.stats import loguniform, randint, uniform
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+MISSING_CATEGORY = "missing"
+MIN_CATEGORY_FREQUENCY = 10
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    estimator: Any
+    search_space: dict[str, Any]
+
+
+def preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+    """Median imputation with missing indicators for numbers; one-hot for categories."""
+    numeric_steps = Pipeline(
+        [
+            (
+                "impute",
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            ),
+            ("scale", StandardScaler()),
+        ]
+    )
+    categorical_steps = Pipeline(
+        [
+            (
+                "impute",
+                SimpleImputer(
+                    strategy="constant", fill_value=MISSING_CATEGORY, keep_empty_features=True
+                ),
+            ),
+            (
+                "onehot",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist",
+                    min_frequency=MIN_CATEGORY_FREQUENCY,
+                    sparse_output=False,
+                ),
+            ),
+        ]
+    )
+    return ColumnTransformer(
+        [("num", numeric_steps, numeric), ("cat", categorical_steps, categorical)],
+        verbose_feature_names_out=False,
+    )
+
+
+def candidates(seed: int) -> list[Candidate]:
+    return [
+        Candidate(
+            "logistic_regression",
+            LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed),
+            {"model__C": loguniform(1e-2, 1e1)},
+        ),
+        Candidate(
+            "random_forest",
+            RandomForestClassifier(
+                n_estimators=200, class_weight="balanced_subsample", n_jobs=1, random_state=seed
+            ),
+            {"model__max_depth": randint(6, 20), "model__min_samples_leaf": randint(1, 10)},
+        ),
+        Candidate(
+            "lightgbm",
+            LGBMClassifier(
+                class_weight="balanced", random_state=seed, n_jobs=1, verbose=-1, subsample_freq=1
+            ),
+            {
+                "model__n_estimators": randint(150, 600),
+                "model__learning_rate": loguniform(0.02, 0.15),
+                "model__num_leaves": randint(8, 64),
+                "model__min_child_samples": randint(10, 60),
+                "model__subsample": uniform(0.7, 0.3),
+                "model__colsample_bytree": uniform(0.5, 0.5),
+                "model__reg_lambda": loguniform(1e-3, 10.0),
+            },
+        ),
+    ]
+
+
+def pipeline(candidate: Candidate, numeric: list[str], categorical: list[str]) -> Pipeline:
+    return Pipeline([("prep", preprocessor(numeric, categorical)), ("model", candidate.estimator)])
+
+
+def transformed_to_raw(prep: ColumnTransformer, raw_features: list[str]) -> list[int]:
+    """For each transformed column, the index of the raw feature it came from."""
+    index = {name: i for i, name in enumerate(raw_features)}
+    by_length = sorted(raw_features, key=len, reverse=True)
+    mapping = []
+    for name in prep.get_feature_names_out():
+        name = str(name).removeprefix("missingindicator_")
+        if name in index:
+            mapping.append(index[name])
+            continue
+        owner = next(raw for raw in by_length if name.startswith(f"{raw}_"))
+        mapping.append(index[owner])
+    return mapping
+
+
+def imputation_values(prep: ColumnTransformer) -> dict[str, Any]:
+    """The fill value the fitted pipeline uses for each missing raw feature."""
+    numeric_imputer = prep.named_transformers_["num"].named_steps["impute"]
+    numeric = dict(zip(prep.transformers_[0][2], numeric_imputer.statistics_, strict=True))
+    categorical = {name: MISSING_CATEGORY for name in prep.transformers_[1][2]}
+    return {
+        k: (float(v) if isinstance(v, np.floating) else v)
+        for k, v in {**numeric, **categorical}.items()
+    }

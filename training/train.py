@@ -1,0 +1,355 @@
+"""``leadrisk train lead|risk``: compare candidates, calibrate, threshold, evaluate, register."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import sklearn
+from mlflow.models import infer_signature
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import (
+    RandomizedSearchCV,
+    StratifiedKFold,
+    cross_val_predict,
+    cross_validate,
+    train_test_split,
+)
+
+from leadrisk.catalog import MODEL_KINDS, ModelKind
+from leadrisk.scoring import Band, ScoringModel, prepare_inputs
+from leadrisk.settings import PROJECT_ROOT, Settings
+from training import candidates as cands
+from training import dataset, evaluate, registry
+
+LEAD_BANDS = (("A", 0.8), ("B", 0.6), ("C", 0.3))  # band -> score quantile on out-of-fold scores
+RISK_SEGMENTS = ("Low", "Medium", "High")
+
+
+@dataclass
+class TrainReport:
+    model: str
+    version: str
+    candidates: dict[str, dict[str, str]]
+    chosen: str
+    test: dict[str, float]
+    oof: dict[str, float]
+    lift: pd.DataFrame
+    bands: list[Band]
+    gate: registry.GateDecision
+    run_id: str
+    training_set_hash: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def train(
+    kind_key: str,
+    settings: Settings,
+    progress: Callable[[str], None] = print,
+    source: str = "unknown",
+) -> TrainReport:
+    """Train, evaluate and register one model; promote it if it passes the gate."""
+    kind = MODEL_KINDS[kind_key]
+    cfg = settings.training
+    progress(f"[{kind.key}] building training set from {kind.feature_service} (Feast) ...")
+    ts = dataset.build(kind, settings)
+    X = prepare_inputs(ts.features, ts.numeric, ts.categorical)
+    y = ts.label.to_numpy()
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=cfg.test_size, stratify=y, random_state=cfg.seed
+    )
+    progress(
+        f"[{kind.key}] {len(X):,} rows ({y.mean():.1%} positive), {X.shape[1]} features; "
+        f"train {len(X_train):,} / held-out {len(X_test):,}"
+    )
+    folds = StratifiedKFold(n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.seed)
+    metric = _gate_metric(kind, settings)
+    cv_table, best = _compare(X_train, y_train, ts, folds, settings, metric, progress)
+    chosen = max(best, key=lambda name: best[name][1])
+    pipe = best[chosen][0]
+    progress(f"[{kind.key}] chosen: {chosen} (cv {metric} {best[chosen][1]:.4f})")
+
+    oof_raw = cross_val_predict(clone(pipe), X_train, y_train, cv=folds, method="predict_proba")[
+        :, 1
+    ]
+    calibration = _fit_calibration(oof_raw, y_train)
+    oof = _apply_calibration(oof_raw, calibration)
+    threshold, bands = _decision_rules(kind, oof, y_train, settings)
+    pipe.fit(X_train, y_train)
+    model = ScoringModel(
+        pipeline=pipe,
+        numeric=ts.numeric,
+        categorical=ts.categorical,
+        calibration=calibration,
+        threshold=threshold,
+        bands=bands,
+        transformed_to_raw=cands.transformed_to_raw(pipe[:-1][0], [*ts.numeric, *ts.categorical]),
+        imputation=cands.imputation_values(pipe[:-1][0]),
+        metadata={
+            "model": kind.registered_name,
+            "feature_service": kind.feature_service,
+            "estimator": chosen,
+            "transformed_means": np.asarray(pipe[:-1].transform(X_train)).mean(axis=0).tolist(),
+            "threshold_rule": _threshold_rule(kind, settings),
+        },
+    )
+    test_score = model.predict_proba(X_test)
+    test_metrics = evaluate.metrics(y_test, test_score, threshold)
+    oof_metrics = evaluate.metrics(y_train, oof, threshold)
+    lift = evaluate.lift_table(y_test, test_score)
+    importance = _importance(model, X_test)
+
+    client = registry.connect(settings)
+    champion = registry.alias_version(client, kind.registered_name, registry.CHAMPION)
+    champion_score = None
+    if champion is not None:
+        old = registry.load_version(kind.registered_name, champion.version)
+        champion_score = evaluate.metrics(y_test, old.predict_proba(X_test), old.threshold)[metric]
+    decision = registry.gate(
+        test_metrics[metric],
+        champion_score,
+        champion.version if champion else None,
+        metric,
+        cfg.champion_margin,
+    )
+    run_id, version = _log_run(
+        kind,
+        settings,
+        model,
+        ts,
+        X_train,
+        y_test,
+        test_score,
+        cv_table,
+        test_metrics,
+        oof_metrics,
+        lift,
+        importance,
+        source,
+        chosen,
+    )
+    alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
+    registry.set_alias(client, kind.registered_name, alias, version, f"gate: {decision.reason}")
+    progress(
+        f"[{kind.key}] registered {kind.registered_name} v{version} as {alias}: {decision.reason}"
+    )
+    return TrainReport(
+        model=kind.registered_name,
+        version=version,
+        candidates=cv_table,
+        chosen=chosen,
+        test=test_metrics,
+        oof=oof_metrics,
+        lift=lift,
+        bands=bands,
+        gate=decision,
+        run_id=run_id,
+        training_set_hash=ts.fingerprint,
+        extras={"importance": importance},
+    )
+
+
+def _gate_metric(kind: ModelKind, settings: Settings) -> str:
+    return (
+        settings.training.gate_metric_lead
+        if kind.key == "lead"
+        else settings.training.gate_metric_risk
+    )
+
+
+def _compare(X, y, ts, folds, settings, metric, progress):
+    """Bounded seeded search per candidate, then 5-fold CV of its best setting on every metric."""
+    cfg = settings.training
+    scoring = evaluate.CV_SCORING[metric]
+    table: dict[str, dict[str, str]] = {}
+    best: dict[str, tuple[Any, float]] = {}
+    for candidate in cands.candidates(cfg.seed):
+        progress(
+            f"  searching {candidate.name} ({cfg.search_iterations} settings x {cfg.cv_folds} folds)"
+        )
+        search = RandomizedSearchCV(
+            cands.pipeline(candidate, ts.numeric, ts.categorical),
+            candidate.search_space,
+            n_iter=cfg.search_iterations,
+            scoring=scoring,
+            cv=folds,
+            random_state=cfg.seed,
+            n_jobs=2,
+            refit=False,
+        )
+        search.fit(X, y)
+        pipe = cands.pipeline(candidate, ts.numeric, ts.categorical).set_params(
+            **search.best_params_
+        )
+        scores = cross_validate(pipe, X, y, cv=folds, scoring=evaluate.CV_SCORING, n_jobs=2)
+        row = {}
+        for name in evaluate.CV_SCORING:
+            values = scores[f"test_{name}"]
+            values = -values if name in ("log_loss", "brier") else values
+            row[name] = f"{values.mean():.4f} +- {values.std():.4f}"
+        table[candidate.name] = row
+        best[candidate.name] = (pipe, float(np.mean(scores[f"test_{metric}"])))
+        progress(f"    {candidate.name}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+    return table, best
+
+
+def _fit_calibration(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling on out-of-fold log-odds (class weights distort raw probabilities)."""
+    logit = np.log(np.clip(raw, 1e-12, 1 - 1e-12) / np.clip(1 - raw, 1e-12, 1))
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(logit.reshape(-1, 1), y)
+    return float(platt.coef_[0, 0]), float(platt.intercept_[0])
+
+
+def _apply_calibration(raw: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
+    logit = np.log(np.clip(raw, 1e-12, 1 - 1e-12) / np.clip(1 - raw, 1e-12, 1))
+    return 1 / (1 + np.exp(-(calibration[0] * logit + calibration[1])))
+
+
+def _threshold_rule(kind: ModelKind, settings: Settings) -> str:
+    if kind.key == "risk":
+        return f"High segment: calibrated P(suspended) >= {settings.training.risk_segment_thresholds[1]}"
+    if settings.training.lead_threshold_rule == "recall_at_least":
+        return f"highest threshold with out-of-fold recall >= {settings.training.lead_min_recall}"
+    return "maximize out-of-fold F1 (equal weight to wasted calls and missed conversions)"
+
+
+def _decision_rules(
+    kind: ModelKind, oof: np.ndarray, y: np.ndarray, settings: Settings
+) -> tuple[float, list[Band]]:
+    """Threshold and bands, chosen on out-of-fold scores of the training split only."""
+    cfg = settings.training
+    if kind.key == "risk":
+        low, high = cfg.risk_segment_thresholds
+        bands = [Band("Low", 0.0), Band("Medium", low), Band("High", high)]
+        return high, bands
+    if cfg.lead_threshold_rule == "recall_at_least":
+        threshold = evaluate.threshold_for_recall(y, oof, cfg.lead_min_recall)
+    else:
+        threshold = evaluate.threshold_max_f1(y, oof)
+    bands = [Band("D", 0.0)] + [
+        Band(name, float(np.quantile(oof, q))) for name, q in reversed(LEAD_BANDS)
+    ]
+    return threshold, sorted(bands, key=lambda b: b.min_score)
+
+
+def _importance(model: ScoringModel, X: pd.DataFrame) -> pd.DataFrame:
+    contributions = np.abs(model.contributions(X)).mean(axis=0)
+    frame = pd.DataFrame({"feature": model.features, "mean_abs_contribution": contributions})
+    estimator = model.pipeline[-1]
+    if hasattr(estimator, "booster_"):
+        gain = estimator.booster_.feature_importance(importance_type="gain")
+        per_raw = np.zeros(len(model.features))
+        np.add.at(per_raw, model.transformed_to_raw, gain)
+        frame["gain"] = per_raw
+    return frame.sort_values("mean_abs_contribution", ascending=False).reset_index(drop=True)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _versions() -> dict[str, str]:
+    import feast
+    import lightgbm
+
+    return {
+        "python": platform.python_version(),
+        "sklearn": sklearn.__version__,
+        "lightgbm": lightgbm.__version__,
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
+        "feast": feast.__version__,
+        "mlflow": mlflow.__version__,
+    }
+
+
+def _log_run(
+    kind,
+    settings,
+    model,
+    ts,
+    X_train,
+    y_test,
+    test_score,
+    cv_table,
+    test_metrics,
+    oof_metrics,
+    lift,
+    importance,
+    source,
+    chosen,
+) -> tuple[str, str]:
+    cfg = settings.training
+    mlflow.set_experiment(kind.registered_name)
+    with (
+        mlflow.start_run(run_name=f"{kind.key}-{chosen}") as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        out = Path(tmp)
+        mlflow.set_tags(
+            {
+                "git_commit": _git_commit(),
+                "training_set_hash": ts.fingerprint,
+                "feature_service": kind.feature_service,
+                "data_source": source,
+                "seed": str(cfg.seed),
+                "estimator": chosen,
+                **{f"version.{k}": v for k, v in _versions().items()},
+            }
+        )
+        params = {k: v for k, v in model.pipeline[-1].get_params().items() if _loggable(v)}
+        mlflow.log_params({f"model.{k}": v for k, v in params.items()})
+        mlflow.log_params(
+            {
+                "threshold": model.threshold,
+                "threshold_rule": model.metadata["threshold_rule"],
+                "calibration_slope": model.calibration[0],
+                "calibration_intercept": model.calibration[1],
+                "cv_folds": cfg.cv_folds,
+                "search_iterations": cfg.search_iterations,
+                "test_size": cfg.test_size,
+                "bands": json.dumps([[b.name, b.min_score] for b in model.bands]),
+            }
+        )
+        mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
+        mlflow.log_metrics({f"oof_{k}": v for k, v in oof_metrics.items()})
+        (out / "cv_comparison.json").write_text(json.dumps(cv_table, indent=2))
+        lift.to_csv(out / "lift_table.csv", index=False)
+        evaluate.calibration_table(y_test, test_score).to_csv(out / "calibration.csv", index=False)
+        importance.to_csv(out / "importance.csv", index=False)
+        evaluate.save_plots(y_test, test_score, importance, out / "plots", kind.registered_name)
+        mlflow.log_artifacts(str(out))
+        example = ts.features.loc[X_train.index[:5]]
+        signature = infer_signature(example, model.predict_proba(example))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            registered_model_name=kind.registered_name,
+            serialization_format="cloudpickle",
+        )
+        return run.info.run_id, str(info.registered_model_version)
+
+
+def _loggable(value: Any) -> bool:
+    return isinstance(value, (int, float, str, bool)) or value is None
