@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from leadrisk.settings import get_settings
+from leadrisk.settings import Settings, get_settings
 
 
 def _fail(message: str) -> None:
@@ -83,13 +82,160 @@ def features_materialize(incremental: bool) -> None:
     click.echo(f"materialized {len(summaries)} views, {total:,} entity rows written")
 
 
+# --- training and registry ------------------------------------------------------------------
+@main.command("train")
+@click.argument("model", type=click.Choice(["lead", "risk"]))
+@click.option("--source", default=None, help="Data source recorded as lineage (default: auto).")
+def train_model(model: str, source: str | None) -> None:
+    """Train, evaluate and register a model; print the run summary."""
+    from training.summary import print_summary
+    from training.train import train
+
+    settings = get_settings()
+    report = train(model, settings, source=source or _data_source(settings, model))
+    print_summary(report, settings)
+
+
+def _data_source(settings: Settings, model: str) -> str:
+    from features.prepare import real_data_available
+
+    if real_data_available(settings):
+        return "x_education" if model == "lead" else "amlsim"
+    return "synthetic"
+
+
+@main.group()
+def models() -> None:
+    """Registered model versions and their aliases."""
+
+
+def _model_name(model: str) -> str:
+    from leadrisk.catalog import MODEL_KINDS
+
+    return MODEL_KINDS[model].registered_name
+
+
+@models.command("list")
+def models_list() -> None:
+    """Versions of both models, their aliases and held-out metrics."""
+    from training import registry
+
+    client = registry.connect(get_settings())
+    for model in ("lead", "risk"):
+        name = _model_name(model)
+        click.echo(name)
+        for row in registry.list_versions(client, name):
+            aliases = ",".join(row["aliases"]) or "-"
+            click.echo(
+                f"  v{row['version']:<4} {aliases:<20} roc_auc={row['test_roc_auc']} "
+                f"pr_auc={row['test_pr_auc']} created={row['created']:%Y-%m-%d %H:%M}"
+            )
+
+
+@models.command("promote")
+@click.argument("model", type=click.Choice(["lead", "risk"]))
+@click.argument("version")
+@click.option("--reason", required=True, help="Why, for the audit trail.")
+def models_promote(model: str, version: str, reason: str) -> None:
+    """Make VERSION the champion."""
+    from mlflow.exceptions import MlflowException
+
+    from training import registry
+
+    client = registry.connect(get_settings())
+    try:
+        entry = registry.promote(client, _model_name(model), version, reason)
+    except MlflowException as err:
+        _fail(f"{_model_name(model)} v{version}: {err.message}")
+    _echo_json(entry)
+
+
+@models.command("rollback")
+@click.argument("model", type=click.Choice(["lead", "risk"]))
+@click.option("--reason", default="manual rollback", help="Why, for the audit trail.")
+def models_rollback(model: str, reason: str) -> None:
+    """Restore the previous champion."""
+    from training import registry
+
+    client = registry.connect(get_settings())
+    try:
+        entry = registry.rollback(client, _model_name(model), reason)
+    except registry.RegistryError as err:
+        _fail(str(err))
+    _echo_json(entry)
+
+
+@models.command("audit")
+@click.argument("model", type=click.Choice(["lead", "risk"]))
+def models_audit(model: str) -> None:
+    """Every alias change: when, from which version to which, and why."""
+    from training import registry
+
+    client = registry.connect(get_settings())
+    _echo_json(registry.audit_trail(client, _model_name(model)))
+
+
+@main.group()
+def risk() -> None:
+    """Customer-risk outputs for compliance."""
+
+
+@risk.command("offboard")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help=".csv or .parquet")
+def risk_offboard(out: Path | None) -> None:
+    """Score the unlabeled cohort and write the off-boarding list."""
+    from training.offboard import offboarding_list
+    from training.registry import RegistryError
+
+    try:
+        offboarding_list(get_settings(), out)
+    except RegistryError as err:
+        _fail(str(err))
+
+
+@risk.command("segments")
+def risk_segments() -> None:
+    """Segment profile: size, suspension rate and typical values per segment."""
+    from training.offboard import segment_profile
+
+    settings = get_settings()
+    profile = segment_profile(settings)
+    out = settings.reports_dir / "segment_profile.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    profile.to_csv(out)
+    click.echo(profile.to_string())
+    click.echo(f"wrote {out}")
+
+
+# --- the quick start --------------------------------------------------------------------------
+@main.command("quickstart")
+@click.option("--serve/--no-serve", default=True, help="End with the service running.")
+def quickstart(serve: bool) -> None:
+    """The main job on the embedded default: data, features, models, outputs, then serve."""
+    from features.prepare import real_data_available
+
+    settings = get_settings()
+    if real_data_available(settings):
+        sources = ["x_education", "amlsim"]
+    else:
+        click.echo("real datasets not found beside the project: using the synthetic generator")
+        sources = ["synthetic"]
+    for source in sources:
+        run_command("data prepare", "--source", source)
+    run_command("features apply")
+    run_command("features materialize")
+    for model in ("lead", "risk"):
+        run_command("train", model)
+    run_command("risk offboard")
+    run_command("risk segments")
+    if serve:
+        run_command("serve")
+
+
 def run_command(name: str, *args: str) -> None:
     """Invoke a leadrisk subcommand in-process (used by the quick start)."""
+    click.echo(f"\n$ leadrisk {name} {' '.join(args)}".rstrip())
     main.main(args=[*name.split(), *args], standalone_mode=False)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _echo_json(payload: object) -> None:

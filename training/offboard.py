@@ -1,0 +1,132 @@
+"""Customer-risk outputs: the segment profile report and the off-boarding list.
+
+A customer is put on the off-boarding list when the champion model places them in the High
+segment *and* their recent transactions show at least one named pattern. The score says "this
+looks like customers we suspended"; the pattern gives compliance a concrete, checkable reason.
+Pattern thresholds are percentiles of the labeled population, so they adapt to the data source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features import store as feature_store
+from features import tables
+from leadrisk.catalog import RISK
+from leadrisk.scoring import ScoringModel
+from leadrisk.settings import Settings
+from training import dataset, registry
+
+HIGH = "High"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A named transaction pattern: feature above a percentile of the labeled population."""
+
+    name: str
+    feature: str
+    percentile: float
+    minimum: float = 0.0
+
+    def flags(self, features: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
+        cut = max(float(np.nanpercentile(reference[self.feature], self.percentile)), self.minimum)
+        return features[self.feature].fillna(0) > cut
+
+
+PATTERNS = (
+    Pattern("many counterparties (90d)", "distinct_counterparties_90d", 95),
+    Pattern("high velocity (30d)", "tx_count_30d", 95),
+    Pattern("large transfers (30d)", "amount_max_30d", 97),
+    Pattern("night-time activity (30d)", "night_share_30d", 95, minimum=0.3),
+    Pattern("cross-border activity (30d)", "cross_border_share_30d", 95, minimum=0.3),
+    Pattern("failed payments (30d)", "failed_share_30d", 95, minimum=0.1),
+)
+
+
+def champion(settings: Settings) -> tuple[str, ScoringModel]:
+    client = registry.connect(settings)
+    version = registry.alias_version(client, RISK.registered_name, registry.CHAMPION)
+    if version is None:
+        raise registry.RegistryError("customer_risk has no champion: run `leadrisk train risk`")
+    return version.version, registry.load_version(RISK.registered_name, version.version)
+
+
+def _cohort_features(settings: Settings, cohort: str) -> pd.DataFrame:
+    store = feature_store.open_store(settings)
+    entities = dataset.entity_frame(RISK, settings, cohort=cohort)
+    features = feature_store.historical_features(
+        store, RISK.feature_service, entities[[RISK.entity_key, "event_timestamp"]]
+    )
+    return features.sort_values(RISK.entity_key).reset_index(drop=True)
+
+
+def offboarding_list(
+    settings: Settings, out: Path | None = None, progress: Callable[[str], None] = print
+) -> Path:
+    """Score the unlabeled cohort; write the customers to off-board with rule and reasons."""
+    version, model = champion(settings)
+    cohort = _cohort_features(settings, tables.UNLABELED)
+    reference = _cohort_features(settings, tables.LABELED)
+    progress(f"scoring {len(cohort):,} unlabeled customers with customer_risk v{version}")
+    scores = model.predict_proba(cohort)
+    segments = np.array(model.band(scores))
+    matched = pd.DataFrame({p.name: p.flags(cohort, reference) for p in PATTERNS})
+    selected = (segments == HIGH) & matched.any(axis=1).to_numpy()
+    picked = cohort[selected]
+    reasons = (
+        model.top_reasons(picked, settings.training.offboard_top_reasons) if len(picked) else []
+    )
+    rows = pd.DataFrame(
+        {
+            "customer_id": picked[RISK.entity_key].to_numpy(),
+            "p_suspended": scores[selected],
+            "segment": segments[selected],
+            "rule": [
+                f"{HIGH} segment (P >= {model.bands[-1].min_score:.2f}) and "
+                + " + ".join(matched.columns[matched.iloc[i].to_numpy()])
+                for i in np.flatnonzero(selected)
+            ],
+            "top_reasons": ["; ".join(r.text for r in row) for row in reasons],
+            "model_version": version,
+        }
+    ).sort_values("p_suspended", ascending=False)
+    out = out or settings.reports_dir / "offboarding.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        rows.to_parquet(out, index=False)
+    else:
+        rows.to_csv(out, index=False)
+    progress(
+        f"{len(rows):,} of {len(cohort):,} customers to off-board "
+        f"({(segments == HIGH).sum():,} in the High segment): {out}"
+    )
+    return out
+
+
+def segment_profile(settings: Settings, top_features: int = 6) -> pd.DataFrame:
+    """Per segment on the labeled population: size, suspension rate, typical feature values."""
+    _, model = champion(settings)
+    labeled = _cohort_features(settings, tables.LABELED)
+    labels = dataset.entity_frame(RISK, settings).set_index(RISK.entity_key)[RISK.label]
+    segments = pd.Series(model.band(model.predict_proba(labeled)), index=labeled.index)
+    important = (
+        pd.Series(np.abs(model.contributions(labeled)).mean(axis=0), index=model.features)
+        .sort_values(ascending=False)
+        .index[:top_features]
+    )
+    numeric_important = [f for f in important if f in model.numeric]
+    frame = labeled.assign(
+        segment=segments, suspended=labels.reindex(labeled[RISK.entity_key]).to_numpy()
+    )
+    profile = frame.groupby("segment").agg(
+        customers=("segment", "size"), suspension_rate=("suspended", "mean")
+    )
+    medians = frame.groupby("segment")[numeric_important].median().add_prefix("median_")
+    order = [b.name for b in model.bands]
+    return profile.join(medians).reindex([s for s in order if s in profile.index])
