@@ -132,7 +132,7 @@ def definitions(settings: Settings) -> dict[str, object]:
             Field(name=name, dtype=FEAST_TYPES[kind])
             for name, kind in aggregates.feature_names(settings.feature_store.windows_days).items()
         ],
-        description="Daily snapshots of 7/30/90-day transaction aggregates (features/aggregates.py).",
+        description="Daily snapshots of windowed transaction aggregates (features/aggregates.py).",
     )
 
     lead_scoring = FeatureService(

@@ -175,7 +175,8 @@ def _compare(X, y, ts, folds, settings, metric, progress):
     best: dict[str, tuple[Any, float]] = {}
     for candidate in cands.candidates(cfg.seed):
         progress(
-            f"  searching {candidate.name} ({cfg.search_iterations} settings x {cfg.cv_folds} folds)"
+            f"  searching {candidate.name} "
+            f"({cfg.search_iterations} settings x {cfg.cv_folds} folds)"
         )
         search = RandomizedSearchCV(
             cands.pipeline(candidate, ts.numeric, ts.categorical),
@@ -217,7 +218,8 @@ def _apply_calibration(raw: np.ndarray, calibration: tuple[float, float]) -> np.
 
 def _threshold_rule(kind: ModelKind, settings: Settings) -> str:
     if kind.key == "risk":
-        return f"High segment: calibrated P(suspended) >= {settings.training.risk_segment_thresholds[1]}"
+        high = settings.training.risk_segment_thresholds[1]
+        return f"High segment: calibrated P(suspended) >= {high}"
     if settings.training.lead_threshold_rule == "recall_at_least":
         return f"highest threshold with out-of-fold recall >= {settings.training.lead_min_recall}"
     return "maximize out-of-fold F1 (equal weight to wasted calls and missed conversions)"
