@@ -121,7 +121,8 @@ def last_materialized(settings: Settings) -> dict[str, datetime | None]:
 
 
 def feature_service(store: FeatureStore, name: str) -> FeatureService:
-    return store.get_feature_service(name)
+    """From the registry cache: a fresh read would also reset Feast's request-plan cache."""
+    return store.get_feature_service(name, allow_cache=True)
 
 
 def feature_refs(service: FeatureService) -> list[str]:
@@ -158,10 +159,11 @@ def historical_features(
 
 
 def online_features(
-    store: FeatureStore, service_name: str, entity_rows: list[dict[str, Any]]
+    store: FeatureStore, service: str | FeatureService, entity_rows: list[dict[str, Any]]
 ) -> pd.DataFrame:
     """Latest online features for each entity row, one row per entity, in input order."""
-    service = feature_service(store, service_name)
+    if isinstance(service, str):
+        service = feature_service(store, service)
     response = store.get_online_features(features=service, entity_rows=entity_rows)
     frame = pd.DataFrame(response.to_dict())
     keys = [c for c in frame.columns if c in entity_rows[0]] if entity_rows else []

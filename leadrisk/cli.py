@@ -240,3 +240,26 @@ def run_command(name: str, *args: str) -> None:
 
 def _echo_json(payload: object) -> None:
     click.echo(json.dumps(payload, indent=2, default=str))
+
+
+# --- serving --------------------------------------------------------------------------------
+@main.command("serve")
+@click.option("--port", type=int, default=None)
+def serve(port: int | None) -> None:
+    """Import the champions into BentoML and run the service (Ctrl-C stops it)."""
+    from service.run import serve as run_service
+
+    sys.exit(run_service(get_settings(), port))
+
+
+@main.command("build")
+def build() -> None:
+    """Build the bento (champions included); prints its folder and generated Dockerfile."""
+    from service.run import build as build_bento
+
+    path = build_bento(get_settings())
+    dockerfile = path / "env" / "docker" / "Dockerfile"
+    click.echo(
+        f"bento: {path}\nDockerfile: {dockerfile} ({'exists' if dockerfile.exists() else 'MISSING'})"
+    )
+    click.echo("containerize on a machine with Docker: bentoml containerize leadrisk:latest")

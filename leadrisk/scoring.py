@@ -62,18 +62,37 @@ class ScoringModel:
 
     def missing_features(self, frame: pd.DataFrame) -> list[list[str]]:
         """Per row, the features that were missing and got the training-time imputation."""
-        isna = self.prepare(frame).isna().to_numpy()
-        names = np.array(self.features)
-        return [names[row].tolist() for row in isna]
+        return self._imputed(self.prepare(frame))
 
-    def raw_logit(self, prepared: pd.DataFrame) -> np.ndarray:
-        return _logit(self.pipeline.predict_proba(prepared)[:, 1])
+    def _imputed(self, prepared: pd.DataFrame) -> list[list[str]]:
+        names = np.array(self.features)
+        return [names[row].tolist() for row in prepared.isna().to_numpy()]
+
+    def _transform(self, prepared: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.pipeline[:-1].transform(prepared), dtype="float64")
+
+    def _calibrated(self, transformed: np.ndarray) -> np.ndarray:
+        slope, intercept = self.calibration
+        raw = _logit(self.pipeline[-1].predict_proba(transformed)[:, 1])
+        return 1.0 / (1.0 + np.exp(-(slope * raw + intercept)))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the positive class, one per row."""
-        slope, intercept = self.calibration
-        logit = slope * self.raw_logit(self.prepare(frame)) + intercept
-        return 1.0 / (1.0 + np.exp(-logit))
+        return self._calibrated(self._transform(self.prepare(frame)))
+
+    def assess(self, frame: pd.DataFrame, k: int = 3) -> Assessment:
+        """Score, band, top reasons and imputed features in one pass (the serving hot path)."""
+        prepared = self.prepare(frame)
+        transformed = self._transform(prepared)
+        scores = self._calibrated(transformed)
+        contributions = self._contributions(transformed)
+        return Assessment(
+            prepared=prepared,
+            scores=scores,
+            bands=self.band(scores),
+            reasons=self._reasons(prepared, contributions, k),
+            imputed=self._imputed(prepared),
+        )
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Decisions at the saved threshold (1 = positive)."""
@@ -87,9 +106,10 @@ class ScoringModel:
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
         """Per row and raw feature, the contribution to the calibrated log-odds."""
-        prepared = self.prepare(frame)
-        prep, model = self.pipeline[:-1], self.pipeline[-1]
-        transformed = np.asarray(prep.transform(prepared), dtype="float64")
+        return self._contributions(self._transform(self.prepare(frame)))
+
+    def _contributions(self, transformed: np.ndarray) -> np.ndarray:
+        model = self.pipeline[-1]
         if hasattr(model, "booster_"):
             per_column = model.booster_.predict(transformed, pred_contrib=True)[:, :-1]
         elif hasattr(model, "coef_"):
@@ -112,22 +132,32 @@ class ScoringModel:
 
     def top_reasons(self, frame: pd.DataFrame, k: int = 3) -> list[list[Reason]]:
         """The ``k`` features that moved each score most, in plain words."""
-        contributions = self.contributions(frame)
         prepared = self.prepare(frame)
-        reasons = []
-        for row, values in enumerate(contributions):
-            order = np.argsort(-np.abs(values))[:k]
-            reasons.append(
-                [
-                    Reason(
-                        self.features[i],
-                        _plain(prepared.iloc[row, i]),
-                        float(values[i]),
-                    )
-                    for i in order
-                ]
-            )
-        return reasons
+        return self._reasons(prepared, self._contributions(self._transform(prepared)), k)
+
+    def _reasons(
+        self, prepared: pd.DataFrame, contributions: np.ndarray, k: int
+    ) -> list[list[Reason]]:
+        values = prepared.to_numpy(dtype=object)
+        order = np.argsort(-np.abs(contributions), axis=1)[:, :k]
+        return [
+            [
+                Reason(self.features[i], _plain(values[row, i]), float(contributions[row, i]))
+                for i in order[row]
+            ]
+            for row in range(len(prepared))
+        ]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Everything serving needs about a batch of rows, computed in one pass."""
+
+    prepared: pd.DataFrame
+    scores: np.ndarray
+    bands: list[str]
+    reasons: list[list[Reason]]
+    imputed: list[list[str]]
 
 
 def prepare_inputs(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
@@ -139,11 +169,11 @@ def prepare_inputs(frame: pd.DataFrame, numeric: list[str], categorical: list[st
     missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
     if missing:
         raise KeyError(f"input is missing feature columns {missing}")
-    columns = {c: pd.to_numeric(frame[c], errors="coerce").astype("float64") for c in numeric}
-    for column in categorical:
-        values = frame[column].astype("object")
-        columns[column] = values.where(values.map(lambda v: isinstance(v, str)), np.nan)
-    return pd.DataFrame(columns, index=frame.index)
+    numbers = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
+    prepared = pd.DataFrame(numbers, columns=numeric, index=frame.index)
+    categories = frame[categorical].astype("object")
+    prepared[categorical] = categories.where(categories.map(lambda v: isinstance(v, str)), np.nan)
+    return prepared
 
 
 def _plain(value: Any) -> Any:

@@ -1,15 +1,12 @@
 """Customer-risk outputs: the segment profile report and the off-boarding list.
 
-A customer is put on the off-boarding list when the champion model places them in the High
-segment *and* their recent transactions show at least one named pattern. The score says "this
-looks like customers we suspended"; the pattern gives compliance a concrete, checkable reason.
-Pattern thresholds are percentiles of the labeled population, so they adapt to the data source.
+The selection rule lives in ``leadrisk/risk_rules.py`` so that the service flags exactly the
+customers this batch job lists.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,36 +14,11 @@ import pandas as pd
 
 from features import store as feature_store
 from features import tables
+from leadrisk import risk_rules
 from leadrisk.catalog import RISK
 from leadrisk.scoring import ScoringModel
 from leadrisk.settings import Settings
 from training import dataset, registry
-
-HIGH = "High"
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """A named transaction pattern: feature above a percentile of the labeled population."""
-
-    name: str
-    feature: str
-    percentile: float
-    minimum: float = 0.0
-
-    def flags(self, features: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
-        cut = max(float(np.nanpercentile(reference[self.feature], self.percentile)), self.minimum)
-        return features[self.feature].fillna(0) > cut
-
-
-PATTERNS = (
-    Pattern("many counterparties (90d)", "distinct_counterparties_90d", 95),
-    Pattern("high velocity (30d)", "tx_count_30d", 95),
-    Pattern("large transfers (30d)", "amount_max_30d", 97),
-    Pattern("night-time activity (30d)", "night_share_30d", 95, minimum=0.3),
-    Pattern("cross-border activity (30d)", "cross_border_share_30d", 95, minimum=0.3),
-    Pattern("failed payments (30d)", "failed_share_30d", 95, minimum=0.1),
-)
 
 
 def champion(settings: Settings) -> tuple[str, ScoringModel]:
@@ -72,12 +44,15 @@ def offboarding_list(
     """Score the unlabeled cohort; write the customers to off-board with rule and reasons."""
     version, model = champion(settings)
     cohort = _cohort_features(settings, tables.UNLABELED)
-    reference = _cohort_features(settings, tables.LABELED)
     progress(f"scoring {len(cohort):,} unlabeled customers with customer_risk v{version}")
     scores = model.predict_proba(cohort)
-    segments = np.array(model.band(scores))
-    matched = pd.DataFrame({p.name: p.flags(cohort, reference) for p in PATTERNS})
-    selected = (segments == HIGH) & matched.any(axis=1).to_numpy()
+    segments = model.band(scores)
+    patterns = risk_rules.matched_patterns(cohort, model.metadata["pattern_cuts"])
+    high = model.bands[-1].min_score
+    rules = [
+        risk_rules.offboarding_rule(s, p, high) for s, p in zip(segments, patterns, strict=True)
+    ]
+    selected = np.array([rule is not None for rule in rules])
     picked = cohort[selected]
     reasons = (
         model.top_reasons(picked, settings.training.offboard_top_reasons) if len(picked) else []
@@ -86,12 +61,8 @@ def offboarding_list(
         {
             "customer_id": picked[RISK.entity_key].to_numpy(),
             "p_suspended": scores[selected],
-            "segment": segments[selected],
-            "rule": [
-                f"{HIGH} segment (P >= {model.bands[-1].min_score:.2f}) and "
-                + " + ".join(matched.columns[matched.iloc[i].to_numpy()])
-                for i in np.flatnonzero(selected)
-            ],
+            "segment": np.array(segments)[selected],
+            "rule": [rule for rule in rules if rule is not None],
             "top_reasons": ["; ".join(r.text for r in row) for row in reasons],
             "model_version": version,
         }
@@ -104,7 +75,7 @@ def offboarding_list(
         rows.to_csv(out, index=False)
     progress(
         f"{len(rows):,} of {len(cohort):,} customers to off-board "
-        f"({(segments == HIGH).sum():,} in the High segment): {out}"
+        f"({segments.count(risk_rules.HIGH):,} in the High segment): {out}"
     )
     return out
 

@@ -26,6 +26,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
+from leadrisk import risk_rules
 from leadrisk.catalog import MODEL_KINDS, ModelKind
 from leadrisk.scoring import Band, ScoringModel, prepare_inputs
 from leadrisk.settings import PROJECT_ROOT, Settings
@@ -101,6 +102,7 @@ def train(
             "estimator": chosen,
             "transformed_means": np.asarray(pipe[:-1].transform(X_train)).mean(axis=0).tolist(),
             "threshold_rule": _threshold_rule(kind, settings),
+            "pattern_cuts": risk_rules.pattern_cuts(X_train) if kind.key == "risk" else {},
         },
     )
     test_score = model.predict_proba(X_test)

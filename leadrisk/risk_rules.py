@@ -1,0 +1,67 @@
+"""Off-boarding rules shared by the batch job and the service.
+
+A customer is flagged for off-boarding when the model puts them in the High segment *and* their
+recent transactions show at least one named pattern. The score says "this looks like customers we
+suspended"; the pattern gives compliance a concrete, checkable reason. Each pattern's cut-off is a
+percentile of the training population, fixed at training time and saved with the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+HIGH = "High"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A named transaction pattern: a feature above a percentile of the training population."""
+
+    name: str
+    feature: str
+    percentile: float
+    minimum: float = 0.0
+
+
+PATTERNS = (
+    Pattern("many counterparties (90d)", "distinct_counterparties_90d", 95),
+    Pattern("high velocity (30d)", "tx_count_30d", 95),
+    Pattern("large transfers (30d)", "amount_max_30d", 97),
+    Pattern("night-time activity (30d)", "night_share_30d", 95, minimum=0.3),
+    Pattern("cross-border activity (30d)", "cross_border_share_30d", 95, minimum=0.3),
+    Pattern("failed payments (30d)", "failed_share_30d", 95, minimum=0.1),
+)
+
+
+def pattern_cuts(training_features: pd.DataFrame) -> dict[str, float]:
+    """Cut-off of each pattern on the training population."""
+    cuts = {}
+    for pattern in PATTERNS:
+        if pattern.feature in training_features.columns:
+            values = training_features[pattern.feature].astype("float64")
+            percentile = np.nanpercentile(values, pattern.percentile) if values.notna().any() else 0
+            cuts[pattern.name] = max(float(percentile), pattern.minimum)
+    return cuts
+
+
+def matched_patterns(features: pd.DataFrame, cuts: dict[str, float]) -> list[list[str]]:
+    """Per row, the names of the patterns it shows."""
+    by_name = {p.name: p for p in PATTERNS}
+    flags = pd.DataFrame(
+        {
+            name: features[by_name[name].feature].astype("float64").fillna(0).to_numpy() > cut
+            for name, cut in cuts.items()
+        }
+    )
+    names = np.array(list(cuts))
+    return [names[row].tolist() for row in flags.to_numpy()] if len(cuts) else [[]] * len(features)
+
+
+def offboarding_rule(segment: str, patterns: list[str], high_threshold: float) -> str | None:
+    """The rule that puts a customer on the off-boarding list, or None."""
+    if segment != HIGH or not patterns:
+        return None
+    return f"{HIGH} segment (P >= {high_threshold:.2f}) and " + " + ".join(patterns)

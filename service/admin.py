@@ -1,0 +1,160 @@
+"""Batch scoring, model information and the small Starlette app mounted beside the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from leadrisk.catalog import LEAD, MODEL_KINDS
+from leadrisk.settings import Settings
+from service.schemas import BatchResponse, BatchRow, LeadRequest, ModelInfo, RawLead
+from service.scorer import Scorer, ServedModel
+
+BATCH_CHUNK = 5_000
+PARQUET_MAGIC = b"PAR1"
+
+
+def profile_writer(settings: Settings):
+    """The background whylogs writer, or None when profiling is off."""
+    if not settings.monitoring.profiling:
+        return None
+    from monitoring.profiler import ProfileWriter
+
+    return ProfileWriter(settings)
+
+
+def model_info(served: dict[str, ServedModel], tags: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        ModelInfo(
+            model=s.kind.registered_name,
+            version=s.version,
+            bento_model=tags[s.kind.registered_name],
+            feature_service=s.kind.feature_service,
+            threshold=s.model.threshold,
+            bands={b.name: b.min_score for b in s.model.bands},
+        ).model_dump()
+        for s in served.values()
+    ]
+
+
+def batch_by_ids(scorer: Scorer, model: str, ids: list[int]) -> BatchResponse:
+    """Score ids in chunks; unknown ids come back as failed rows, the rest are scored."""
+    rows: list[BatchRow] = []
+    for start in range(0, len(ids), BATCH_CHUNK):
+        chunk = ids[start : start + BATCH_CHUNK]
+        if model == LEAD.key:
+            outcomes = scorer.score_leads([LeadRequest(lead_id=i) for i in chunk])
+        else:
+            outcomes = scorer.score_customers(chunk)
+        for offset, (entity_id, outcome) in enumerate(zip(chunk, outcomes, strict=True)):
+            rows.append(
+                BatchRow(
+                    entity_id=entity_id,
+                    row=start + offset,
+                    result=outcome.score,
+                    error=outcome.error.error if outcome.error else None,
+                )
+            )
+    return _response(model, rows)
+
+
+def batch_from_file(scorer: Scorer, model: str, path: Path, settings: Settings) -> BatchResponse:
+    """Score an uploaded CSV or parquet file and also write the scores next to the reports."""
+    frame = _read_upload(path)
+    limit = settings.service.batch_upload_max_rows
+    if len(frame) > limit:
+        raise ValueError(f"upload has {len(frame):,} rows; the limit is {limit:,}")
+    key = MODEL_KINDS[model].entity_key
+    if key in frame.columns:
+        ids = pd.to_numeric(frame[key], errors="coerce")
+        bad = [
+            BatchRow(entity_id=None, row=i, error=f"{key} is not an integer")
+            for i in ids.index[ids.isna()]
+        ]
+        good = ids.dropna().astype("int64")
+        response = batch_by_ids(scorer, model, good.tolist())
+        for row, index in zip(response.rows, good.index, strict=True):
+            row.row = int(index)
+        response = _response(model, sorted([*response.rows, *bad], key=lambda r: r.row))
+    elif model == LEAD.key:
+        response = _score_raw_leads(scorer, frame)
+    else:
+        raise ValueError(f"upload needs a {key!r} column")
+    out = settings.reports_dir / "batch_scores" / f"{model}_{path.stem}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([_flat(row) for row in response.rows]).to_parquet(out, index=False)
+    response.written_to = str(out)
+    return response
+
+
+def _score_raw_leads(scorer: Scorer, frame: pd.DataFrame) -> BatchResponse:
+    rows, requests, positions = [], [], []
+    for i, record in enumerate(frame.astype(object).where(frame.notna(), None).to_dict("records")):
+        try:
+            requests.append(LeadRequest(lead=RawLead(**record)))
+            positions.append(i)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            rows.append(BatchRow(entity_id=None, row=i, error=f"{field}: {first['msg']}"))
+    for start in range(0, len(requests), BATCH_CHUNK):
+        outcomes = scorer.score_leads(requests[start : start + BATCH_CHUNK])
+        for position, outcome in zip(positions[start : start + BATCH_CHUNK], outcomes, strict=True):
+            rows.append(
+                BatchRow(
+                    entity_id=None,
+                    row=position,
+                    result=outcome.score,
+                    error=outcome.error.error if outcome.error else None,
+                )
+            )
+    return _response(LEAD.key, sorted(rows, key=lambda r: r.row))
+
+
+def _read_upload(path: Path) -> pd.DataFrame:
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    try:
+        return pd.read_parquet(path) if magic == PARQUET_MAGIC else pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"upload is neither a readable CSV nor parquet file: {err}") from err
+
+
+def _response(model: str, rows: list[BatchRow]) -> BatchResponse:
+    failed = sum(1 for row in rows if row.error is not None)
+    return BatchResponse(
+        model=MODEL_KINDS[model].registered_name,
+        scored=len(rows) - failed,
+        failed=failed,
+        rows=rows,
+    )
+
+
+def _flat(row: BatchRow) -> dict[str, Any]:
+    flat: dict[str, Any] = {"row": row.row, "entity_id": row.entity_id, "error": row.error}
+    if row.result is not None:
+        result = row.result.model_dump()
+        result["reasons"] = "; ".join(r["text"] for r in result["reasons"])
+        result["imputed_features"] = ",".join(result["imputed_features"])
+        flat.update(result)
+    return flat
+
+
+async def _models(request: Request) -> JSONResponse:
+    import bentoml
+
+    service = bentoml.get_current_service()
+    status = await service.worker.to_async.status()
+    return JSONResponse(status)
+
+
+def admin_app(settings: Settings) -> Starlette:
+    """GET endpoints that BentoML's POST-only API methods do not cover."""
+    return Starlette(routes=[Route("/models", _models, methods=["GET"])])

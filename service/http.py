@@ -1,0 +1,87 @@
+"""ASGI middlewares of the public service: bearer-token auth and 422 for invalid fields."""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics", "/docs", "/schema.json", "/dashboard")
+OPEN_PREFIXES = ("/docs", "/static_content", "/assets", "/dashboard")
+
+
+class AuthMiddleware:
+    """With a token configured, everything but health, metrics, docs and the dashboard needs
+    ``Authorization: Bearer <token>``; without one, the service is open."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.expected is None or scope["type"] != "http" or _is_open(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        if hmac.compare_digest(given, self.expected):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"error": "missing or wrong bearer token", "field": "Authorization"})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+class ValidationStatusMiddleware:
+    """BentoML answers 400 for pydantic validation errors; a well-formed request with invalid
+    fields is a 422, and the body names the first invalid field."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+
+        async def rewrite(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                held = message
+                return
+            if held is not None and message["type"] == "http.response.body":
+                start, held = held, None
+                body = message.get("body", b"")
+                status, body = _as_422(body) if b"validation error" in body else (400, body)
+                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({**start, "status": status, "headers": headers})
+                await send({**message, "body": body, "more_body": False})
+                return
+            await send(message)
+
+        await self.app(scope, receive, rewrite)
+
+
+def _as_422(body: bytes) -> tuple[int, bytes]:
+    payload = json.loads(body)
+    errors = payload.get("detail") or []
+    if errors:
+        first = errors[0]
+        payload["field"] = ".".join(str(part) for part in first.get("loc", []))
+        payload["error"] = f"{payload['field']}: {first.get('msg', 'invalid')}"
+    return 422, json.dumps(payload).encode()

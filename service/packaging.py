@@ -1,0 +1,79 @@
+"""Import each registered model's champion from MLflow into the BentoML model store.
+
+Runs before ``bentoml serve`` / ``bentoml build`` so a running bento needs no MLflow server. The
+tags that were imported are written to ``serving_models.json`` in the data folder; the service
+loads exactly those (inside a container, where only the bento's own models exist, ``latest``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from leadrisk.catalog import MODEL_KINDS
+from leadrisk.settings import Settings
+
+MODEL_FILE = "scoring_model.pkl"
+REFERENCE_DIR = "reference"
+SERVING_MODELS_FILE = "serving_models.json"
+
+
+def bentoml_home(settings: Settings) -> Path:
+    return settings.data_dir / "bentoml"
+
+
+def use_bentoml_home(settings: Settings) -> None:
+    """Point BentoML at the project's own store (set before bentoml is imported)."""
+    os.environ.setdefault("BENTOML_HOME", str(bentoml_home(settings)))
+
+
+def import_champions(settings: Settings) -> dict[str, str]:
+    """Copy each champion into the BentoML store (once per MLflow version); returns name -> tag."""
+    use_bentoml_home(settings)
+    import bentoml
+    import cloudpickle
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    mlflow.set_registry_uri(settings.mlflow_uri)
+    client = MlflowClient()
+    tags = {}
+    for kind in MODEL_KINDS.values():
+        version = client.get_model_version_by_alias(kind.registered_name, "champion")
+        tag = f"{kind.registered_name}:v{version.version}-{version.run_id[:12]}"
+        try:
+            bentoml.models.get(tag)
+        except bentoml.exceptions.NotFound:
+            model = mlflow.sklearn.load_model(f"models:/{kind.registered_name}/{version.version}")
+            labels = {"mlflow_version": str(version.version), "run_id": version.run_id}
+            metadata = {"feature_service": kind.feature_service}
+            with bentoml.models.create(tag, labels=labels, metadata=metadata) as bento_model:
+                with open(bento_model.path_of(MODEL_FILE), "wb") as handle:
+                    cloudpickle.dump(model, handle)
+                _copy_reference(client, version.run_id, Path(bento_model.path_of(REFERENCE_DIR)))
+        tags[kind.registered_name] = tag
+    path = settings.data_dir / SERVING_MODELS_FILE
+    path.write_text(json.dumps(tags, indent=2))
+    return tags
+
+
+def _copy_reference(client, run_id: str, target: Path) -> None:
+    """The training reference profile logged with the run, if monitoring produced one."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        local = client.download_artifacts(run_id, REFERENCE_DIR)
+    except (MlflowException, OSError):
+        return
+    shutil.copytree(local, target, dirs_exist_ok=True)
+
+
+def serving_tags(settings: Settings) -> dict[str, str]:
+    """Tags to serve: the imported champions, or ``latest`` inside a built bento."""
+    path = settings.data_dir / SERVING_MODELS_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    return {kind.registered_name: f"{kind.registered_name}:latest" for kind in MODEL_KINDS.values()}

@@ -1,0 +1,87 @@
+"""``leadrisk serve`` and ``leadrisk build``: package the champions, then run BentoML's CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from leadrisk.settings import PROJECT_ROOT, Settings
+from service.packaging import bentoml_home, import_champions
+
+SERVICE_REF = "service.service:LeadRisk"
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["BENTOML_HOME"] = str(bentoml_home(settings))
+    env["LEADRISK_DATA_DIR"] = str(settings.data_dir)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    return env
+
+
+def _bentoml() -> str:
+    return str(Path(sys.executable).with_name("bentoml"))
+
+
+def serve_command(settings: Settings, port: int | None = None) -> list[str]:
+    return [
+        _bentoml(),
+        "serve",
+        SERVICE_REF,
+        "--host",
+        settings.service.host,
+        "--port",
+        str(port or settings.service.port),
+    ]
+
+
+def serve(settings: Settings, port: int | None = None) -> int:
+    """Import champions and run ``bentoml serve`` in the foreground until interrupted."""
+    tags = import_champions(settings)
+    print(f"serving {', '.join(tags.values())}")
+    port = port or settings.service.port
+    auth = (
+        ' -H "Authorization: Bearer $LEADRISK_SERVICE__AUTH_TOKEN"'
+        if settings.service.auth_token
+        else ""
+    )
+    print(
+        "try:\n"
+        f"  curl -s -X POST http://{settings.service.host}:{port}/score_customer{auth} "
+        "-H 'Content-Type: application/json' -d '{\"customer_id\": 42}'\n"
+        f"  curl -s -X POST http://{settings.service.host}:{port}/score_lead{auth} "
+        "-H 'Content-Type: application/json' "
+        '-d \'{"lead": {"total_time_on_website": 900, "total_visits": 3, '
+        '"last_activity": "SMS Sent"}}\'\n'
+        f"  open http://{settings.service.host}:{port}/docs and /dashboard"
+    )
+    process = subprocess.run(
+        serve_command(settings, port), cwd=PROJECT_ROOT, env=_env(settings), check=False
+    )
+    return process.returncode
+
+
+def build(settings: Settings) -> Path:
+    """Import champions and build the bento; returns the bento folder (with its Dockerfile)."""
+    import_champions(settings)
+    env = _env(settings)
+    subprocess.run(
+        [_bentoml(), "build", "-f", "bentofile.yaml", "--output", "tag"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    listing = subprocess.run(
+        [_bentoml(), "get", "leadrisk:latest", "-o", "path"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return Path(listing.stdout.strip())

@@ -1,0 +1,139 @@
+"""Typed request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class RawLead(BaseModel):
+    """A lead not yet in the feature store, as the web form and tracking platform describe it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_origin: str | None = None
+    lead_source: str | None = None
+    country: str | None = None
+    specialization: str | None = None
+    how_did_you_hear: str | None = None
+    occupation: str | None = None
+    what_matters_most: str | None = None
+    city: str | None = None
+    do_not_email: Literal[0, 1] = 0
+    do_not_call: Literal[0, 1] = 0
+    search: Literal[0, 1] = 0
+    newspaper_article: Literal[0, 1] = 0
+    x_education_forums: Literal[0, 1] = 0
+    newspaper: Literal[0, 1] = 0
+    digital_advertisement: Literal[0, 1] = 0
+    through_recommendations: Literal[0, 1] = 0
+    free_copy_of_interview: Literal[0, 1] = 0
+    total_visits: float | None = Field(default=None, ge=0)
+    total_time_on_website: float | None = Field(default=None, ge=0)
+    page_views_per_visit: float | None = Field(default=None, ge=0)
+    last_activity: str | None = None
+    last_notable_activity: str | None = None
+
+
+class LeadRequest(BaseModel):
+    """Score a stored lead by ``lead_id``, or a new one from its raw ``lead`` payload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_id: int | None = Field(default=None, ge=0)
+    lead: RawLead | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> LeadRequest:
+        if (self.lead_id is None) == (self.lead is None):
+            raise ValueError("give exactly one of lead_id or lead")
+        return self
+
+
+class CustomerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: int = Field(ge=0)
+
+
+class ReasonOut(BaseModel):
+    feature: str
+    value: str | float | int | None
+    contribution: float
+    text: str
+
+
+class LeadScore(BaseModel):
+    request_id: str
+    lead_id: int | None
+    probability: float
+    band: str
+    reasons: list[ReasonOut]
+    model: str
+    model_version: str
+    imputed_features: list[str]
+
+
+class CustomerScore(BaseModel):
+    request_id: str
+    customer_id: int
+    p_suspended: float
+    segment: str
+    offboard: bool
+    offboard_rule: str | None
+    reasons: list[ReasonOut]
+    model: str
+    model_version: str
+    imputed_features: list[str]
+
+
+class ScoringError(BaseModel):
+    """A request the worker could not score; ``status`` is the HTTP status to answer with."""
+
+    status: int
+    error: str
+    field: str | None = None
+
+
+class LeadOutcome(BaseModel):
+    """What the scoring worker returns per request: a score or an error."""
+
+    score: LeadScore | None = None
+    error: ScoringError | None = None
+
+
+class CustomerOutcome(BaseModel):
+    score: CustomerScore | None = None
+    error: ScoringError | None = None
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["lead", "risk"]
+    ids: list[int] = Field(min_length=1)
+
+
+class BatchRow(BaseModel):
+    entity_id: int | None
+    row: int
+    result: LeadScore | CustomerScore | None = None
+    error: str | None = None
+
+
+class BatchResponse(BaseModel):
+    model: str
+    scored: int
+    failed: int
+    rows: list[BatchRow]
+    written_to: str | None = None
+
+
+class ModelInfo(BaseModel):
+    model: str
+    version: str
+    bento_model: str
+    feature_service: str
+    threshold: float
+    bands: dict[str, float]

@@ -1,0 +1,296 @@
+"""Scoring without a server: one Feast lookup and one model call for a whole batch of requests.
+
+The BentoML service only routes requests here; everything that decides a score is in this module
+so it can be tested without HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from features import store as feature_store
+from leadrisk import risk_rules
+from leadrisk.catalog import LEAD, RISK, ModelKind
+from leadrisk.scoring import Assessment, Reason, ScoringModel
+from service import metrics
+from service.prediction_log import PredictionLog, feature_hash
+from service.schemas import (
+    CustomerOutcome,
+    CustomerScore,
+    LeadOutcome,
+    LeadRequest,
+    LeadScore,
+    ReasonOut,
+    ScoringError,
+)
+
+LEAD_DERIVED_VIEW = "lead_engagement_derived"
+TOP_REASONS = 3
+
+
+class FeatureStoreUnavailable(RuntimeError):
+    """The online store could not be read; the request may be retried once it is back."""
+
+
+class ProfileSink(Protocol):
+    def submit(self, model: str, version: str, frame: pd.DataFrame) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    kind: ModelKind
+    version: str
+    model: ScoringModel
+
+
+def _reasons(reasons: list[Reason]) -> list[ReasonOut]:
+    return [
+        ReasonOut(
+            feature=r.feature, value=_json_value(r.value), contribution=r.contribution, text=r.text
+        )
+        for r in reasons
+    ]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+class Scorer:
+    """Scores batches of lead and customer requests against the online feature store."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        lead: ServedModel,
+        risk: ServedModel,
+        log: PredictionLog,
+        profiles: ProfileSink | None = None,
+    ) -> None:
+        self.store = store
+        self.models = {LEAD.key: lead, RISK.key: risk}
+        self.log = log
+        self.profiles = profiles
+        self._derive_lead = store.get_on_demand_feature_view(
+            LEAD_DERIVED_VIEW
+        ).feature_transformation.udf
+        self._services = {
+            kind.key: feature_store.feature_service(store, kind.feature_service)
+            for kind in (LEAD, RISK)
+        }
+        self._columns = {
+            key: feature_store.feature_columns(service) for key, service in self._services.items()
+        }
+        on_demand = {view.name for view in store.list_on_demand_feature_views()}
+        self._stored_columns = {
+            key: [
+                feature.name
+                for projection in service.feature_view_projections
+                if projection.name not in on_demand
+                for feature in projection.features
+            ]
+            for key, service in self._services.items()
+        }
+
+    def online(self, kind: ModelKind, ids: Sequence[int]) -> pd.DataFrame:
+        """Online features of ``ids`` (one Feast call); raises FeatureStoreUnavailable."""
+        started = time.perf_counter()
+        try:
+            frame = feature_store.online_features(
+                self.store, self._services[kind.key], [{kind.entity_key: int(i)} for i in ids]
+            )
+        except Exception as err:  # any backend error (sqlite, redis, network) means unavailable
+            metrics.FEATURE_STORE_ERRORS.labels(feature_service=kind.feature_service).inc()
+            raise FeatureStoreUnavailable(f"online feature store unreachable: {err}") from err
+        metrics.FEATURE_STORE_LATENCY.labels(feature_service=kind.feature_service).observe(
+            time.perf_counter() - started
+        )
+        return frame
+
+    def ping(self) -> None:
+        """Cheap read used by readiness checks; raises FeatureStoreUnavailable."""
+        self.online(RISK, [0])
+
+    def lead_frame_from_payloads(self, payloads: list[dict[str, Any]]) -> pd.DataFrame:
+        """Feature rows for leads not yet in the store, derived by the registered on-demand view."""
+        raw = pd.DataFrame(payloads)
+        derived = self._derive_lead(raw)
+        return pd.concat([raw, derived], axis=1)[self._columns[LEAD.key]]
+
+    def score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
+        by_id = [i for i, r in enumerate(requests) if r.lead_id is not None]
+        by_payload = [i for i, r in enumerate(requests) if r.lead is not None]
+        parts, positions, errors = [], [], {}
+        if by_id:
+            stored = self.online(LEAD, [requests[i].lead_id for i in by_id])
+            known = self._known(LEAD, stored)
+            for i, ok in zip(by_id, known, strict=True):
+                if not ok:
+                    lead_id = requests[i].lead_id
+                    errors[i] = ScoringError(
+                        status=404, error=f"unknown lead_id {lead_id}", field="lead_id"
+                    )
+            parts.append(stored[known])
+            positions += [i for i, ok in zip(by_id, known, strict=True) if ok]
+        if by_payload:
+            parts.append(
+                self.lead_frame_from_payloads([requests[i].lead.model_dump() for i in by_payload])
+            )
+            positions += by_payload
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        entity_ids = [requests[i].lead_id for i in positions]
+        scored = self._score(LEAD, frame, positions, entity_ids)
+        outcomes = []
+        for position in range(len(requests)):
+            if position in errors:
+                outcomes.append(LeadOutcome(error=errors[position]))
+                continue
+            result = scored[position]
+            outcomes.append(
+                LeadOutcome(
+                    score=LeadScore(
+                        lead_id=requests[position].lead_id,
+                        probability=result.score,
+                        band=result.band,
+                        **result.common(),
+                    )
+                )
+            )
+        return outcomes
+
+    def score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
+        stored = self.online(RISK, customer_ids) if customer_ids else pd.DataFrame()
+        known = self._known(RISK, stored) if customer_ids else np.array([], dtype=bool)
+        positions = np.flatnonzero(known).tolist()
+        frame = stored[known].reset_index(drop=True)
+        scored = self._score(RISK, frame, positions, [customer_ids[i] for i in positions])
+        model = self.models[RISK.key].model
+        patterns = risk_rules.matched_patterns(frame, model.metadata.get("pattern_cuts", {}))
+        high = model.bands[-1].min_score
+        outcomes = []
+        for position, customer_id in enumerate(customer_ids):
+            if not known[position]:
+                error = ScoringError(
+                    status=404, error=f"unknown customer_id {customer_id}", field="customer_id"
+                )
+                outcomes.append(CustomerOutcome(error=error))
+                continue
+            result = scored[position]
+            rule = risk_rules.offboarding_rule(result.band, patterns[result.row], high)
+            outcomes.append(
+                CustomerOutcome(
+                    score=CustomerScore(
+                        customer_id=customer_id,
+                        p_suspended=result.score,
+                        segment=result.band,
+                        offboard=rule is not None,
+                        offboard_rule=rule,
+                        **result.common(),
+                    )
+                )
+            )
+        return outcomes
+
+    def _known(self, kind: ModelKind, frame: pd.DataFrame) -> np.ndarray:
+        """An entity is unknown when the online store has no value at all for it."""
+        return frame[self._stored_columns[kind.key]].notna().any(axis=1).to_numpy()
+
+    def _score(
+        self, kind: ModelKind, frame: pd.DataFrame, positions: list[int], entity_ids: list
+    ) -> dict[int, Scored]:
+        """Score all rows in one model call; log and profile them; returns position -> result."""
+        if frame.empty:
+            return {}
+        served = self.models[kind.key]
+        assessed = served.model.assess(frame, TOP_REASONS)
+        scores, bands, reasons, imputed = (
+            assessed.scores,
+            assessed.bands,
+            assessed.reasons,
+            assessed.imputed,
+        )
+        request_ids = [uuid.uuid4().hex for _ in positions]
+        self._record(served, assessed, request_ids, entity_ids)
+        return {
+            position: Scored(
+                row=i,
+                score=float(scores[i]),
+                band=bands[i],
+                reasons=reasons[i],
+                imputed=imputed[i],
+                request_id=request_ids[i],
+                served=served,
+            )
+            for i, position in enumerate(positions)
+        }
+
+    def _record(
+        self, served: ServedModel, assessed: Assessment, request_ids: list[str], entity_ids: list
+    ) -> None:
+        """Durable prediction log (before answering), metrics, and the monitoring profile."""
+        name = served.kind.registered_name
+        prepared, scores, bands, imputed = (
+            assessed.prepared,
+            assessed.scores,
+            assessed.bands,
+            assessed.imputed,
+        )
+        records = prepared.astype(object).where(prepared.notna(), None).to_dict("records")
+        now = datetime.now(UTC).isoformat()
+        self.log.append(
+            [
+                {
+                    "request_id": request_ids[i],
+                    "model": name,
+                    "model_version": served.version,
+                    "entity_id": entity_ids[i],
+                    "features_sha256": feature_hash(records[i]),
+                    "imputed_features": imputed[i],
+                    "score": float(scores[i]),
+                    "band": bands[i],
+                    "scored_at": now,
+                }
+                for i in range(len(request_ids))
+            ]
+        )
+        metrics.BATCH_SIZE.labels(model=name).observe(len(request_ids))
+        histogram = metrics.SCORE.labels(model=name, version=served.version)
+        for score in scores:
+            histogram.observe(float(score))
+        for row in imputed:
+            for feature in row:
+                metrics.IMPUTED.labels(model=name, feature=feature).inc()
+        if self.profiles is not None:
+            self.profiles.submit(name, served.version, prepared.assign(score=scores, band=bands))
+
+
+@dataclass(frozen=True)
+class Scored:
+    row: int
+    score: float
+    band: str
+    reasons: list[Reason]
+    imputed: list[str]
+    request_id: str
+    served: ServedModel
+
+    def common(self) -> dict[str, Any]:
+        """Fields every score response shares."""
+        return {
+            "request_id": self.request_id,
+            "reasons": _reasons(self.reasons),
+            "model": self.served.kind.registered_name,
+            "model_version": self.served.version,
+            "imputed_features": self.imputed,
+        }

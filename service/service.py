@@ -1,0 +1,236 @@
+"""The BentoML services: the public HTTP API and the batching scoring worker.
+
+``LeadRisk`` answers single-entity requests and forwards each to ``ScoringWorker``, whose
+batchable methods let BentoML's adaptive-batching dispatcher merge concurrent requests, so one
+Feast lookup and one model call serve a whole batch. Business logic lives in ``service/scorer.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+from leadrisk.settings import get_settings
+from service.packaging import MODEL_FILE, serving_tags, use_bentoml_home
+
+SETTINGS = get_settings()
+use_bentoml_home(SETTINGS)
+
+import bentoml  # noqa: E402
+import cloudpickle  # noqa: E402
+from bentoml.validators import ContentType  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+
+from features import store as feature_store  # noqa: E402
+from leadrisk.catalog import LEAD, RISK  # noqa: E402
+from service import admin  # noqa: E402
+from service.http import AuthMiddleware, ValidationStatusMiddleware  # noqa: E402
+from service.prediction_log import PredictionLog  # noqa: E402
+from service.schemas import (  # noqa: E402
+    BatchRequest,
+    BatchResponse,
+    CustomerOutcome,
+    CustomerRequest,
+    CustomerScore,
+    LeadOutcome,
+    LeadRequest,
+    LeadScore,
+    RawLead,
+)
+from service.scorer import FeatureStoreUnavailable, Scorer, ServedModel  # noqa: E402
+
+log = logging.getLogger("leadrisk.service")
+TAGS = serving_tags(SETTINGS)
+SERVICE = SETTINGS.service
+READY_CACHE_S = 2.0
+
+
+def _load(bento_model: bentoml.Model):
+    with open(bento_model.path_of(MODEL_FILE), "rb") as handle:
+        return cloudpickle.load(handle)
+
+
+@bentoml.service(
+    name="scoring_worker",
+    workers=SERVICE.workers,
+    traffic={"timeout": SERVICE.timeout_s},
+)
+class ScoringWorker:
+    """Holds the models and the feature-store connection; scores whole batches."""
+
+    lead_model = bentoml.models.BentoModel(TAGS[LEAD.registered_name])
+    risk_model = bentoml.models.BentoModel(TAGS[RISK.registered_name])
+
+    def __init__(self) -> None:
+        self.served = {
+            LEAD.key: ServedModel(
+                LEAD, self.lead_model.info.labels["mlflow_version"], _load(self.lead_model)
+            ),
+            RISK.key: ServedModel(
+                RISK, self.risk_model.info.labels["mlflow_version"], _load(self.risk_model)
+            ),
+        }
+        self.profiles = admin.profile_writer(SETTINGS)
+        self.scorer = Scorer(
+            feature_store.open_store(SETTINGS),
+            self.served[LEAD.key],
+            self.served[RISK.key],
+            PredictionLog(SETTINGS.prediction_log_dir),
+            self.profiles,
+        )
+
+    @bentoml.api(
+        batchable=True, max_batch_size=SERVICE.max_batch_size, max_latency_ms=SERVICE.max_latency_ms
+    )
+    def score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
+        return self.scorer.score_leads(requests)
+
+    @bentoml.api(
+        batchable=True, max_batch_size=SERVICE.max_batch_size, max_latency_ms=SERVICE.max_latency_ms
+    )
+    def score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
+        return self.scorer.score_customers(customer_ids)
+
+    @bentoml.api
+    def score_leads_unbatched(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
+        """Same work without the dispatcher: the baseline for the batching benchmark."""
+        return self.scorer.score_leads(requests)
+
+    @bentoml.api
+    def score_customers_unbatched(self, customer_ids: list[int]) -> list[CustomerOutcome]:
+        return self.scorer.score_customers(customer_ids)
+
+    @bentoml.api
+    def batch_ids(self, model: str, ids: list[int]) -> BatchResponse:
+        return admin.batch_by_ids(self.scorer, model, ids)
+
+    @bentoml.api
+    def batch_file(self, model: str, path: Path) -> BatchResponse:
+        return admin.batch_from_file(self.scorer, model, path, SETTINGS)
+
+    @bentoml.api
+    def status(self) -> dict:
+        """Models being served and whether the feature store answers."""
+        try:
+            self.scorer.ping()
+            store_ok, store_error = True, None
+        except FeatureStoreUnavailable as err:
+            store_ok, store_error = False, str(err)
+        return {
+            "models": admin.model_info(self.served, TAGS),
+            "feature_store": {"ok": store_ok, "error": store_error},
+        }
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        if self.profiles is not None:
+            self.profiles.close()
+        self.scorer.log.close()
+
+
+@bentoml.service(
+    name="leadrisk",
+    workers=1,
+    traffic={"timeout": SERVICE.timeout_s},
+)
+class LeadRisk:
+    """Lead scoring and customer risk over HTTP."""
+
+    worker = bentoml.depends(ScoringWorker)
+
+    def __init__(self) -> None:
+        self._ready_at = 0.0
+        self._ready = False
+
+    async def __is_ready__(self) -> bool:
+        """Ready once the models are loaded and the feature store answers (cached briefly)."""
+        if time.monotonic() - self._ready_at > READY_CACHE_S:
+            try:
+                status = await self.worker.to_async.status()
+                self._ready = bool(status["feature_store"]["ok"])
+            except Exception:  # the worker is still starting or has died
+                self._ready = False
+            self._ready_at = time.monotonic()
+        return self._ready
+
+    @bentoml.api(route="/score_lead", input_spec=LeadRequest)
+    async def score_lead(
+        self, lead_id: int | None = None, lead: RawLead | None = None
+    ) -> LeadScore:
+        """Score a stored lead by id, or a new lead from its raw fields."""
+        request = LeadRequest(lead_id=lead_id, lead=lead)
+        call = (
+            self.worker.to_async.score_leads
+            if SERVICE.batching
+            else (self.worker.to_async.score_leads_unbatched)
+        )
+        return await _answer(call([request]))
+
+    @bentoml.api(route="/score_customer", input_spec=CustomerRequest)
+    async def score_customer(self, customer_id: int) -> CustomerScore:
+        """P(suspended), segment and off-boarding flag for one customer."""
+        call = (
+            self.worker.to_async.score_customers
+            if SERVICE.batching
+            else (self.worker.to_async.score_customers_unbatched)
+        )
+        return await _answer(call([customer_id]))
+
+    @bentoml.api(route="/batch_score", input_spec=BatchRequest)
+    async def batch_score(self, model: str, ids: list[int]) -> BatchResponse:
+        """Many ids at once (CRM exports); failed rows come back with their error."""
+        if len(ids) > SERVICE.batch_upload_max_rows:
+            return _error(413, f"at most {SERVICE.batch_upload_max_rows} ids", "ids")
+        return await _guard(self.worker.to_async.batch_ids(model=model, ids=ids))
+
+    @bentoml.api(route="/batch_score_file")
+    async def batch_score_file(
+        self,
+        file: Annotated[Path, ContentType("application/octet-stream")],
+        model: str = "lead",
+    ) -> BatchResponse:
+        """A CSV or parquet upload with a lead_id/customer_id column (or raw lead columns)."""
+        if model not in ("lead", "risk"):
+            return _error(422, "model must be 'lead' or 'risk'", "model")
+        return await _guard(self.worker.to_async.batch_file(model=model, path=file))
+
+
+async def _guard(call):
+    try:
+        return await call
+    except Exception as err:
+        return _unavailable(err)
+
+
+async def _answer(call):
+    """Turn the worker's outcome into a response: the score, or the error with its status."""
+    try:
+        outcomes = await call
+    except Exception as err:
+        return _unavailable(err)
+    outcome = outcomes[0]
+    if outcome.error is not None:
+        return _error(outcome.error.status, outcome.error.error, outcome.error.field)
+    return outcome.score
+
+
+def _unavailable(err: Exception) -> JSONResponse:
+    message = str(err)
+    if "feature store" in message or "unreachable" in message:
+        log.warning("scoring failed: %s", message)
+        return _error(503, "feature store unreachable; retry shortly", None)
+    if "overloaded" in message:
+        return _error(503, "scoring worker overloaded; retry shortly", None)
+    log.exception("scoring failed")
+    return _error(500, "internal error; see the server log", None)
+
+
+def _error(status: int, message: str, field: str | None) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+LeadRisk.add_asgi_middleware(ValidationStatusMiddleware)
+LeadRisk.add_asgi_middleware(AuthMiddleware, token=SERVICE.auth_token)
+LeadRisk.mount_asgi_app(admin.admin_app(SETTINGS), path="/")
