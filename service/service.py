@@ -45,6 +45,9 @@ log = logging.getLogger("leadrisk.service")
 TAGS = serving_tags(SETTINGS)
 SERVICE = SETTINGS.service
 READY_CACHE_S = 2.0
+# Per-request access logs are off: each line crosses a pipe to the `bentoml serve` supervisor,
+# which cost ~40% of a core at 200 req/s. Every prediction is in leadrisk's prediction log.
+QUIET = {"access": {"enabled": False}}
 
 
 def _load(bento_model: bentoml.Model):
@@ -56,6 +59,7 @@ def _load(bento_model: bentoml.Model):
     name="scoring_worker",
     workers=SERVICE.workers,
     traffic={"timeout": SERVICE.timeout_s},
+    logging=QUIET,
 )
 class ScoringWorker:
     """Holds the models and the feature-store connection; scores whole batches."""
@@ -134,6 +138,7 @@ class ScoringWorker:
     name="leadrisk",
     workers=1,
     traffic={"timeout": SERVICE.timeout_s},
+    logging=QUIET,
 )
 class LeadRisk:
     """Lead scoring and customer risk over HTTP."""
@@ -143,6 +148,7 @@ class LeadRisk:
     def __init__(self) -> None:
         self._ready_at = 0.0
         self._ready = False
+        _keep_sessions_open(self.worker)
 
     async def __is_ready__(self) -> bool:
         """Ready once the models are loaded and the feature store answers (cached briefly)."""
@@ -195,6 +201,16 @@ class LeadRisk:
         if model not in ("lead", "risk"):
             return _error(422, "model must be 'lead' or 'risk'", "model")
         return await _guard(self.worker.to_async.batch_file(model=model, path=file))
+
+
+def _keep_sessions_open(proxy: object) -> None:
+    """Work around BentoML 1.4.39: its dependency client replaces its HTTP session every 100
+    requests and closes the old one under in-flight calls, which then fail with "Server
+    disconnected". Keeping one session avoids that; tests/test_service.py guards it."""
+    manager = getattr(getattr(proxy, "_async", None), "_session_manager", None)
+    if manager is not None:
+        manager.max_requests = float("inf")
+        manager.max_age = float("inf")
 
 
 async def _guard(call):

@@ -1,0 +1,96 @@
+"""Benchmark: single-entity scoring throughput and latency, adaptive batching on vs off.
+
+    python -m loadtest.bench_service [--seconds 20] [--concurrency 32]
+
+Same worker count both ways; a closed loop of ``concurrency`` clients each sends one request
+after another. Prints req/s, p50/p95/p99 and the mean batch size the worker saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import time
+import urllib.request
+
+import aiohttp
+import numpy as np
+
+from features import tables
+from leadrisk.settings import get_settings
+from loadtest import server
+
+
+async def _client(session, url, ids, deadline, latencies, errors) -> None:
+    while time.monotonic() < deadline:
+        body = {"customer_id": random.choice(ids)}
+        started = time.perf_counter()
+        async with session.post(f"{url}/score_customer", json=body) as response:
+            await response.read()
+            if response.status != 200:
+                errors.append(response.status)
+        latencies.append(time.perf_counter() - started)
+
+
+async def _load(url: str, ids: list[int], seconds: float, concurrency: int) -> dict:
+    latencies: list[float] = []
+    errors: list[int] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        warmup = time.monotonic() + 3
+        await asyncio.gather(*(_client(session, url, ids, warmup, [], []) for _ in range(4)))
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(
+            *(_client(session, url, ids, deadline, latencies, errors) for _ in range(concurrency))
+        )
+    ms = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / seconds,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "errors": len(errors),
+    }
+
+
+def mean_batch_size(url: str) -> float:
+    """Mean of the worker's batch-size histogram, from /metrics."""
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    total = sum(float(v) for v in re.findall(r"leadrisk_batch_size_sum\{[^}]*\} ([0-9.e+]+)", text))
+    count = sum(
+        float(v) for v in re.findall(r"leadrisk_batch_size_count\{[^}]*\} ([0-9.e+]+)", text)
+    )
+    return total / count if count else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    settings = get_settings()
+    ids = tables.read_table(tables.CUSTOMERS, settings.tables_dir)["customer_id"].tolist()
+    print(
+        f"{'mode':<10}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'batch':>7}"
+    )
+    for batching in (True, False):
+        env = {"LEADRISK_SERVICE__BATCHING": str(batching).lower()}
+        with server.running(settings, env) as service:
+            result = asyncio.run(_load(service.url, ids, args.seconds, args.concurrency))
+            batch = mean_batch_size(service.url)
+        mode = "batching" if batching else "unbatched"
+        print(
+            f"{mode:<10}{result['rps']:>8.1f}{result['p50_ms']:>9.1f}{result['p95_ms']:>9.1f}"
+            f"{result['p99_ms']:>9.1f}{result['errors']:>8}{batch:>7.1f}"
+        )
+    print(
+        f"({args.concurrency} concurrent clients, {args.seconds:.0f}s each, "
+        f"{settings.service.workers} scoring worker(s))"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Start a real ``bentoml serve`` of leadrisk on a free port and stop it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from leadrisk.settings import PROJECT_ROOT, Settings
+from service.packaging import import_champions
+from service.run import _env, serve_command
+
+READY_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningService:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited with {process.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"service at {url} not ready after {timeout}s")
+
+
+def start(
+    settings: Settings,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    port: int | None = None,
+) -> RunningService:
+    """Import champions and launch ``bentoml serve`` in its own process group."""
+    import_champions(settings)
+    port = port or free_port()
+    log_path = log_path or settings.data_dir / f"serve-{port}.log"
+    full_env = {**_env(settings), **(env or {})}
+    handle = open(log_path, "w")  # noqa: SIM115 - owned by the child process
+    process = subprocess.Popen(
+        serve_command(settings, port),
+        cwd=PROJECT_ROOT,
+        env=full_env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+    except Exception:
+        stop(process)
+        raise
+    return RunningService(url, process, log_path)
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the whole process group (so workers flush), then SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def running(settings: Settings, env: dict[str, str] | None = None) -> Iterator[RunningService]:
+    service = start(settings, env)
+    try:
+        yield service
+    finally:
+        stop(service.process)
