@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -242,6 +243,72 @@ def _echo_json(payload: object) -> None:
     click.echo(json.dumps(payload, indent=2, default=str))
 
 
+# --- monitoring -----------------------------------------------------------------------------
+@main.group()
+def monitor() -> None:
+    """Drift reports, alert checks and live KPIs."""
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@monitor.command("drift")
+@click.option("--model", type=click.Choice(["lead", "risk"]), required=True)
+@click.option("--since", default=None, help="ISO time (UTC if no zone).")
+@click.option("--until", default=None, help="ISO time (UTC if no zone).")
+def monitor_drift(model: str, since: str | None, until: str | None) -> None:
+    """Compare served traffic with the training reference; write HTML and JSON reports."""
+    from monitoring import drift
+    from monitoring.live import NoTrafficError, drift_for
+
+    try:
+        report, html, data = drift_for(get_settings(), model, _when(since), _when(until))
+    except NoTrafficError as err:
+        _fail(str(err))
+    drifted = drift.drifted_features(report)
+    click.echo(
+        f"{report.model}: {report.current_rows:,} requests vs {report.reference_rows:,} "
+        f"training rows; drifted features ({len(drifted)}/{len(report.features)}): "
+        f"{', '.join(drifted) or 'none'}; score PSI {report.prediction.psi}"
+    )
+    click.echo(f"report: {html}\njson:   {data}")
+
+
+@monitor.command("check")
+@click.option("--url", default=None, help="Service URL for latency and errors (/metrics).")
+def monitor_check(url: str | None) -> None:
+    """Evaluate every alert rule once (schedule it with cron); exits 1 when an alert fires."""
+    from monitoring.live import check
+
+    facts, fired = check(get_settings(), url)
+    _echo_json({"facts": facts, "alerts": [a.payload() for a in fired]})
+    if fired:
+        sys.exit(1)
+
+
+@monitor.command("kpis")
+@click.option("--model", type=click.Choice(["lead", "risk"]), required=True)
+def monitor_kpis(model: str) -> None:
+    """Live KPIs from feedback: rates by band, ROC-AUC, precision/recall, calibration."""
+    from monitoring.live import live_kpis
+
+    _echo_json(live_kpis(get_settings(), model))
+
+
+@main.command("diagnose")
+@click.argument("model", type=click.Choice(["lead", "risk"]))
+@click.option("--url", default=None, help="Service URL, to compare the served version.")
+def diagnose(model: str, url: str | None) -> None:
+    """A verdict with evidence: is it the integration, the data or the model?"""
+    from monitoring.live import diagnose as run_diagnosis
+
+    click.echo(run_diagnosis(get_settings(), model, url).render())
+
+
 # --- serving --------------------------------------------------------------------------------
 @main.command("serve")
 @click.option("--port", type=int, default=None)
@@ -259,7 +326,60 @@ def build() -> None:
 
     path = build_bento(get_settings())
     dockerfile = path / "env" / "docker" / "Dockerfile"
-    click.echo(
-        f"bento: {path}\nDockerfile: {dockerfile} ({'exists' if dockerfile.exists() else 'MISSING'})"
-    )
+    state = "exists" if dockerfile.exists() else "MISSING"
+    click.echo(f"bento: {path}\nDockerfile: {dockerfile} ({state})")
     click.echo("containerize on a machine with Docker: bentoml containerize leadrisk:latest")
+
+
+# --- load tests -------------------------------------------------------------------------------
+@main.group()
+def loadtest() -> None:
+    """Locust staircase runs (nominal rate up to 10x) against leadrisk or the Flask baseline."""
+
+
+def _load_profiles() -> list[str]:
+    from leadrisk.settings import LoadTestSettings
+
+    return LoadTestSettings.profile_names()
+
+
+def _load_targets() -> tuple[str, ...]:
+    from loadtest import TARGETS
+
+    return TARGETS
+
+
+@loadtest.command("run")
+@click.option("--profile", type=click.Choice(_load_profiles()), default="ten_x")
+@click.option("--target", type=click.Choice(_load_targets()), default="leadrisk")
+@click.option("--url", default=None, help="Load an already running service instead of one started.")
+def loadtest_run(profile: str, target: str, url: str | None) -> None:
+    """One staircase; exits 1 when any step misses the SLO (p95, p99, failures)."""
+    from loadtest.runner import LoadTestError, run
+    from loadtest.summary import format_steps
+
+    try:
+        result = run(get_settings(), profile, target, url)
+    except LoadTestError as err:
+        _fail(str(err))
+    click.echo(format_steps(result.summary))
+    click.echo(f"max sustainable: {result.summary['max_sustainable_rps']} req/s")
+    click.echo(f"wrote {result.out_dir} (summary.json, chart.png, locust_*.csv)")
+    sys.exit(0 if result.slo_met else 1)
+
+
+@loadtest.command("compare")
+@click.option("--profile", type=click.Choice(_load_profiles()), default="ten_x")
+def loadtest_compare(profile: str) -> None:
+    """Baseline vs leadrisk unbatched vs batched; exits 1 when batched leadrisk misses the SLO."""
+    from loadtest.runner import LATEST_COMPARE, LoadTestError, compare, format_compare
+
+    try:
+        combined, path = compare(get_settings(), profile)
+    except LoadTestError as err:
+        _fail(str(err))
+    click.echo(format_compare(combined))
+    for name, summary in combined["runs"].items():
+        click.echo(f"{name}: {summary['out_dir']}")
+    click.echo(f"wrote {path} and {LATEST_COMPARE}")
+    sys.exit(0 if combined["runs"]["leadrisk"]["slo_met"] else 1)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pandas as pd
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from leadrisk.catalog import LEAD, MODEL_KINDS
@@ -157,4 +158,20 @@ async def _models(request: Request) -> JSONResponse:
 
 def admin_app(settings: Settings) -> Starlette:
     """GET endpoints that BentoML's POST-only API methods do not cover."""
-    return Starlette(routes=[Route("/models", _models, methods=["GET"])])
+
+    async def dashboard(request: Request) -> HTMLResponse:
+        from bentoml._internal.container import BentoMLContainer
+
+        from monitoring.dashboard import render_dashboard
+
+        metrics_client = BentoMLContainer.metrics_client.get()
+        metrics_text = (await anyio.to_thread.run_sync(metrics_client.generate_latest)).decode()
+        page = await anyio.to_thread.run_sync(render_dashboard, settings, metrics_text)
+        return HTMLResponse(page)
+
+    return Starlette(
+        routes=[
+            Route("/models", _models, methods=["GET"]),
+            Route("/dashboard", dashboard, methods=["GET"]),
+        ]
+    )

@@ -130,6 +130,32 @@ class BatchResponse(BaseModel):
     written_to: str | None = None
 
 
+class FeedbackRequest(BaseModel):
+    """An outcome or a sales rating for a scored entity; ``feedback_id`` makes retries safe."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    feedback_id: str = Field(min_length=1, max_length=200)
+    model: Literal["lead", "risk"]
+    entity_id: int = Field(ge=0)
+    label: Literal[0, 1] | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+
+    @model_validator(mode="after")
+    def label_or_rating(self) -> FeedbackRequest:
+        if self.label is None and self.rating is None:
+            raise ValueError("give a label (0/1), a rating (1-5) or both")
+        return self
+
+
+class FeedbackAck(BaseModel):
+    feedback_id: str
+    status: Literal["recorded", "duplicate"]
+    score: float | None
+    band: str | None
+    model_version: str | None
+
+
 class ModelInfo(BaseModel):
     model: str
     version: str

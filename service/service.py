@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,13 +19,15 @@ from service.packaging import MODEL_FILE, serving_tags, use_bentoml_home
 SETTINGS = get_settings()
 use_bentoml_home(SETTINGS)
 
+import anyio  # noqa: E402
 import bentoml  # noqa: E402
 import cloudpickle  # noqa: E402
 from bentoml.validators import ContentType  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 
 from features import store as feature_store  # noqa: E402
-from leadrisk.catalog import LEAD, RISK  # noqa: E402
+from leadrisk.catalog import LEAD, MODEL_KINDS, RISK  # noqa: E402
+from monitoring.feedback import ConflictError, FeedbackStore  # noqa: E402
 from service import admin  # noqa: E402
 from service.http import AuthMiddleware, ValidationStatusMiddleware  # noqa: E402
 from service.prediction_log import PredictionLog  # noqa: E402
@@ -34,6 +37,8 @@ from service.schemas import (  # noqa: E402
     CustomerOutcome,
     CustomerRequest,
     CustomerScore,
+    FeedbackAck,
+    FeedbackRequest,
     LeadOutcome,
     LeadRequest,
     LeadScore,
@@ -148,6 +153,7 @@ class LeadRisk:
     def __init__(self) -> None:
         self._ready_at = 0.0
         self._ready = False
+        self.feedback_store = FeedbackStore(SETTINGS.feedback_db)
         _keep_sessions_open(self.worker)
 
     async def __is_ready__(self) -> bool:
@@ -183,6 +189,53 @@ class LeadRisk:
             else (self.worker.to_async.score_customers_unbatched)
         )
         return await _answer(call([customer_id]))
+
+    @bentoml.api(route="/feedback", input_spec=FeedbackRequest)
+    async def feedback(
+        self,
+        feedback_id: str,
+        model: str,
+        entity_id: int,
+        label: int | None = None,
+        rating: int | None = None,
+    ) -> FeedbackAck:
+        """Record an outcome (converted / suspended) or a sales rating; idempotent by id.
+
+        The entity is scored now so that the feedback carries the score and band it is judged
+        against (the KPIs by band and the live ROC-AUC use them).
+        """
+        if model == LEAD.key:
+            outcome = (await self.worker.to_async.score_leads([LeadRequest(lead_id=entity_id)]))[0]
+            score = outcome.score and (outcome.score.probability, outcome.score.band)
+        else:
+            outcome = (await self.worker.to_async.score_customers([entity_id]))[0]
+            score = outcome.score and (outcome.score.p_suspended, outcome.score.segment)
+        if outcome.error is not None:
+            return _error(outcome.error.status, outcome.error.error, "entity_id")
+        version = outcome.score.model_version
+        try:
+            status = await anyio.to_thread.run_sync(
+                lambda: self.feedback_store.record(
+                    feedback_id,
+                    MODEL_KINDS[model].registered_name,
+                    entity_id,
+                    label,
+                    rating,
+                    score[0],
+                    score[1],
+                    version,
+                    datetime.now(UTC),
+                )
+            )
+        except ConflictError as err:
+            return _error(409, str(err), "feedback_id")
+        return FeedbackAck(
+            feedback_id=feedback_id,
+            status=status,
+            score=score[0],
+            band=score[1],
+            model_version=version,
+        )
 
     @bentoml.api(route="/batch_score", input_spec=BatchRequest)
     async def batch_score(self, model: str, ids: list[int]) -> BatchResponse:

@@ -30,9 +30,11 @@ from leadrisk import risk_rules
 from leadrisk.catalog import MODEL_KINDS, ModelKind
 from leadrisk.scoring import Band, ScoringModel, prepare_inputs
 from leadrisk.settings import PROJECT_ROOT, Settings
+from monitoring import reference
 from training import candidates as cands
 from training import dataset, evaluate, registry
 
+REFERENCE_DIR = "reference"  # the artifact folder service/packaging.py copies into the bento
 LEAD_BANDS = (("A", 0.8), ("B", 0.6), ("C", 0.3))  # band -> score quantile on out-of-fold scores
 RISK_SEGMENTS = ("Low", "Medium", "High")
 
@@ -139,6 +141,7 @@ def train(
         importance,
         source,
         chosen,
+        oof,
     )
     alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
     registry.set_alias(client, kind.registered_name, alias, version, f"gate: {decision.reason}")
@@ -301,9 +304,10 @@ def _log_run(
     importance,
     source,
     chosen,
+    oof,
 ) -> tuple[str, str]:
     cfg = settings.training
-    mlflow.set_experiment(kind.registered_name)
+    _use_experiment(kind.registered_name, settings)
     with (
         mlflow.start_run(run_name=f"{kind.key}-{chosen}") as run,
         tempfile.TemporaryDirectory() as tmp,
@@ -341,6 +345,7 @@ def _log_run(
         evaluate.calibration_table(y_test, test_score).to_csv(out / "calibration.csv", index=False)
         importance.to_csv(out / "importance.csv", index=False)
         evaluate.save_plots(y_test, test_score, importance, out / "plots", kind.registered_name)
+        _write_reference(model, X_train, oof, out / REFERENCE_DIR)
         mlflow.log_artifacts(str(out))
         example = ts.features.loc[X_train.index[:5]]
         signature = infer_signature(example, model.predict_proba(example))
@@ -353,6 +358,23 @@ def _log_run(
             serialization_format="cloudpickle",
         )
         return run.info.run_id, str(info.registered_model_version)
+
+
+def _use_experiment(name: str, settings: Settings) -> None:
+    """Keep artifacts under the data folder: MLflow's default is ``./mlruns`` of the cwd."""
+    if mlflow.get_experiment_by_name(name) is None:
+        location = (settings.mlflow_artifacts_dir / name).resolve().as_uri()
+        mlflow.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(name)
+
+
+def _write_reference(
+    model: ScoringModel, X_train: pd.DataFrame, oof: np.ndarray, out: Path
+) -> None:
+    """The monitoring reference: training features with out-of-fold scores and their bands."""
+    bands = model.band(oof)
+    view = reference.reference_profile(X_train[model.features], oof, bands)
+    reference.write_reference(view, out, reference.reference_summary(oof, bands))
 
 
 def _loggable(value: Any) -> bool:
