@@ -23,6 +23,7 @@ from features.definitions import definitions
 from leadrisk.settings import PROJECT_ROOT, Settings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EVENT_TIMESTAMP = "event_timestamp"
 
 
 def repo_config(settings: Settings) -> RepoConfig:
@@ -152,10 +153,50 @@ def string_features(service: FeatureService) -> list[str]:
 def historical_features(
     store: FeatureStore, service_name: str, entity_df: pd.DataFrame
 ) -> pd.DataFrame:
-    """Point-in-time correct features for each (entity, event_timestamp) row."""
+    """Point-in-time correct features for each (entity, event_timestamp) row, in input order.
+
+    Feast's file offline store drops a whole entity row when one view has rows for that entity
+    but all of them lie after its timestamp (a customer whose first transaction follows the
+    label). Each view is therefore fetched on its own and left-joined back: that view's features
+    are missing, the others are kept, and no row silently leaves a training or scoring set.
+    """
     service = feature_service(store, service_name)
-    job = store.get_historical_features(entity_df=entity_df, features=service)
-    return job.to_df()
+    join_keys = {entity.join_key for entity in store.list_entities()}
+    keys = [c for c in entity_df.columns if c in join_keys] + [EVENT_TIMESTAMP]
+    requests = _with_utc_timestamps(entity_df[keys]).drop_duplicates(keys)
+    result = _with_utc_timestamps(entity_df)
+    for refs in _retrieval_groups(store, service):
+        retrieved = store.get_historical_features(entity_df=requests, features=refs).to_df()
+        columns = [ref.split(":", 1)[1] for ref in refs]
+        features = _with_utc_timestamps(retrieved[keys + columns]).drop_duplicates(keys)
+        result = result.merge(features, on=keys, how="left", validate="many_to_one")
+    return result[[*entity_df.columns, *feature_columns(service)]]
+
+
+def _retrieval_groups(store: FeatureStore, service: FeatureService) -> list[list[str]]:
+    """The service's ``view:feature`` refs, one group per view; on-demand views ride along with
+    the views they are computed from."""
+    sources = {
+        view.name: list(view.source_feature_view_projections)
+        for view in store.list_on_demand_feature_views()
+    }
+    group_of: dict[str, int] = {}
+    groups: list[list[str]] = []
+    for projection in service.feature_view_projections:
+        name = projection.name_to_use()
+        anchors = sources.get(projection.name, [projection.name])
+        index = next((group_of[a] for a in anchors if a in group_of), len(groups))
+        if index == len(groups):
+            groups.append([])
+        for anchor in [name, *anchors]:
+            group_of[anchor] = index
+        groups[index] += [f"{name}:{feature.name}" for feature in projection.features]
+    return groups
+
+
+def _with_utc_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
+    timestamps = pd.to_datetime(frame[EVENT_TIMESTAMP], utc=True).astype("datetime64[ns, UTC]")
+    return frame.reset_index(drop=True).assign(**{EVENT_TIMESTAMP: timestamps})
 
 
 def online_features(

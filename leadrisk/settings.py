@@ -94,6 +94,59 @@ class MonitoringSettings(BaseModel):
     webhook_url: str | None = None
 
 
+class LoadProfile(BaseModel):
+    """A staircase of offered request rates, ``nominal_rps`` times each multiple, held in turn."""
+
+    nominal_rps: float = 50.0
+    multiples: list[float] = [1, 2, 3, 4, 6, 8, 10]
+    step_seconds: float = 30.0
+    ramp_seconds: float = 5.0
+
+
+class SmokeProfile(LoadProfile):
+    nominal_rps: float = 5.0
+    multiples: list[float] = [1, 2]
+    step_seconds: float = 5.0
+    ramp_seconds: float = 1.0
+
+
+class LoadTestSettings(BaseModel):
+    """Load-test profiles, traffic mix and the SLO every step is judged on."""
+
+    ten_x: LoadProfile = Field(default_factory=LoadProfile)
+    smoke: SmokeProfile = Field(default_factory=SmokeProfile)
+    # Each locust user is paced at this rate; users = offered rate / user_rps. Low enough that a
+    # slowed-down service (up to 1/user_rps s per request) still receives the offered rate.
+    user_rps: float = 2.0
+    lead_share: float = 0.48
+    customer_share: float = 0.48
+    batch_share: float = 0.04
+    # Share of POST /feedback in the mix; 0 leaves feedback out (the baseline has no /feedback).
+    feedback_share: float = 0.0
+    batch_ids: int = 20
+    id_sample: int = 5_000
+    slo_p95_ms: float = 50.0
+    slo_p99_ms: float = 150.0
+    slo_max_failures: int = 0
+    # A step only counts as sustained if locust actually delivered this share of its offered rate.
+    min_achieved_ratio: float = 0.9
+    baseline_threads: int = 4
+    request_timeout_s: float = 30.0
+
+    @classmethod
+    def profile_names(cls) -> list[str]:
+        return [
+            name
+            for name, field in cls.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, LoadProfile)
+        ]
+
+    def profile(self, name: str) -> LoadProfile:
+        if name not in self.profile_names():
+            raise ValueError(f"unknown load profile {name!r}; choose {self.profile_names()}")
+        return getattr(self, name)
+
+
 class Settings(BaseModel):
     profile: Literal["embedded", "production"] = "embedded"
     data_dir: Path = PROJECT_ROOT / "data"
@@ -103,6 +156,7 @@ class Settings(BaseModel):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    loadtest: LoadTestSettings = Field(default_factory=LoadTestSettings)
 
     @property
     def tables_dir(self) -> Path:
