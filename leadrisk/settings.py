@@ -79,12 +79,12 @@ class ServiceSettings(BaseModel):
 
 class MonitoringSettings(BaseModel):
     profiling: bool = True
-    window_minutes: int = 60
+    window_minutes: float = 60.0
     profile_store: str | None = None
     queue_max: int = 100_000
     flush_interval_s: float = 5.0
     drift_p_value: float = 0.05
-    drifted_share_alert: float = 0.3
+    drifted_share_alert: float = 0.0  # any drifted feature (tests are Bonferroni-corrected)
     psi_alert: float = 0.2
     missing_rate_alert: float = 0.05
     p99_latency_ms_alert: float = 150.0
