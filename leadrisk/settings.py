@@ -118,11 +118,12 @@ class LoadTestSettings(BaseModel):
     # Each locust user is paced at this rate; users = offered rate / user_rps. Low enough that a
     # slowed-down service (up to 1/user_rps s per request) still receives the offered rate.
     user_rps: float = 2.0
-    lead_share: float = 0.48
-    customer_share: float = 0.48
+    lead_share: float = 0.47
+    customer_share: float = 0.47
     batch_share: float = 0.04
-    # Share of POST /feedback in the mix; 0 leaves feedback out (the baseline has no /feedback).
-    feedback_share: float = 0.0
+    # POST /feedback writes random labels into the feedback store of the data folder under test:
+    # load-test a throwaway data folder, or set this to 0.
+    feedback_share: float = 0.02
     batch_ids: int = 20
     id_sample: int = 5_000
     slo_p95_ms: float = 50.0

@@ -70,11 +70,15 @@ def main() -> None:
         embedded = _settings(Path(tmp), args.customers, "embedded", project)
         started = time.perf_counter()
         prepare("synthetic", embedded, progress=lambda _: None)
-        print(f"prepared {args.customers:,} synthetic customers in {time.perf_counter() - started:.1f}s")
+        print(
+            f"prepared {args.customers:,} synthetic customers in {time.perf_counter() - started:.1f}s"
+        )
         ids = tables.read_table(tables.CUSTOMERS, embedded.tables_dir)["customer_id"].to_numpy()
         production = _settings(Path(tmp), args.customers, "production", project)
-        print(f"{'store':<8}{'entities':>10}{'seconds':>9}{'rows/s':>10}   "
-              + "   ".join(f"batch {b}: p50/p99 ms" for b in BATCHES))
+        print(
+            f"{'store':<8}{'entities':>10}{'seconds':>9}{'rows/s':>10}   "
+            + "   ".join(f"batch {b}: p50/p99 ms" for b in BATCHES)
+        )
         for name, settings in (("sqlite", embedded), ("redis", production)):
             entities, seconds = _materialize(settings)
             latency = _online_latency(settings, ids, args.reads)

@@ -116,8 +116,12 @@ def check(
 ) -> tuple[dict[str, Any], list[alerts.Alert]]:
     """Evaluate every alert rule on the facts at hand; firing alerts are logged and posted."""
     since = datetime.now(UTC) - window
-    facts: dict[str, Any] = {"drifted_share": {}, "psi": {}, "missing_feature_rate": {},
-                             "kpi_drop": {}}
+    facts: dict[str, Any] = {
+        "drifted_share": {},
+        "psi": {},
+        "missing_feature_rate": {},
+        "kpi_drop": {},
+    }
     for model, kind in MODEL_KINDS.items():
         try:
             report, _, _ = drift_for(settings, model, since=since)

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import pandas as pd
+from bentoml.exceptions import ServiceUnavailable
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -46,7 +47,9 @@ def model_info(served: dict[str, ServedModel], tags: dict[str, str]) -> list[dic
 
 
 def batch_by_ids(scorer: Scorer, model: str, ids: list[int]) -> BatchResponse:
-    """Score ids in chunks; unknown ids come back as failed rows, the rest are scored."""
+    """Score ids in chunks; unknown ids come back as failed rows, the rest are scored.
+
+    A feature-store outage fails the whole call (503), not each row."""
     rows: list[BatchRow] = []
     for start in range(0, len(ids), BATCH_CHUNK):
         chunk = ids[start : start + BATCH_CHUNK]
@@ -54,6 +57,8 @@ def batch_by_ids(scorer: Scorer, model: str, ids: list[int]) -> BatchResponse:
             outcomes = scorer.score_leads([LeadRequest(lead_id=i) for i in chunk])
         else:
             outcomes = scorer.score_customers(chunk)
+        if outcomes and all(o.error is not None and o.error.status == 503 for o in outcomes):
+            raise ServiceUnavailable(outcomes[0].error.error)
         for offset, (entity_id, outcome) in enumerate(zip(chunk, outcomes, strict=True)):
             rows.append(
                 BatchRow(

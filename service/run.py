@@ -7,16 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from leadrisk.settings import PROJECT_ROOT, Settings
+import yaml
+
+from leadrisk.settings import ENV_PREFIX, PROJECT_ROOT, Settings
 from service.packaging import bentoml_home, import_champions
 
 SERVICE_REF = "service.service:LeadRisk"
+EFFECTIVE_SETTINGS = "effective_settings.yaml"
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+    """The child's environment: exactly these settings (as a YAML file), whatever the parent's
+    own ``LEADRISK_*`` variables say."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    effective = settings.data_dir / EFFECTIVE_SETTINGS
+    effective.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+    env[f"{ENV_PREFIX}CONFIG"] = str(effective)
     env["BENTOML_HOME"] = str(bentoml_home(settings))
-    env["LEADRISK_DATA_DIR"] = str(settings.data_dir)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     return env

@@ -61,6 +61,10 @@ def _reasons(reasons: list[Reason]) -> list[ReasonOut]:
     ]
 
 
+def _unavailable(err: FeatureStoreUnavailable) -> ScoringError:
+    return ScoringError(status=503, error=f"{err}; retry shortly")
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, float) and np.isnan(value):
         return None
@@ -129,6 +133,20 @@ class Scorer:
         return pd.concat([raw, derived], axis=1)[self._columns[LEAD.key]]
 
     def score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
+        """Score a batch of lead requests; a store outage answers every request with a 503."""
+        try:
+            return self._score_leads(requests)
+        except FeatureStoreUnavailable as err:
+            return [LeadOutcome(error=_unavailable(err)) for _ in requests]
+
+    def score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
+        """Score a batch of customers; a store outage answers every request with a 503."""
+        try:
+            return self._score_customers(customer_ids)
+        except FeatureStoreUnavailable as err:
+            return [CustomerOutcome(error=_unavailable(err)) for _ in customer_ids]
+
+    def _score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
         by_id = [i for i, r in enumerate(requests) if r.lead_id is not None]
         by_payload = [i for i, r in enumerate(requests) if r.lead is not None]
         parts, positions, errors = [], [], {}
@@ -169,7 +187,7 @@ class Scorer:
             )
         return outcomes
 
-    def score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
+    def _score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
         stored = self.online(RISK, customer_ids) if customer_ids else pd.DataFrame()
         known = self._known(RISK, stored) if customer_ids else np.array([], dtype=bool)
         positions = np.flatnonzero(known).tolist()

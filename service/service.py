@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
 
@@ -287,11 +288,11 @@ async def _answer(call):
 
 def _unavailable(err: Exception) -> JSONResponse:
     message = str(err)
-    if "feature store" in message or "unreachable" in message:
-        log.warning("scoring failed: %s", message)
-        return _error(503, "feature store unreachable; retry shortly", None)
     if "overloaded" in message:
         return _error(503, "scoring worker overloaded; retry shortly", None)
+    if getattr(err, "error_code", None) == HTTPStatus.SERVICE_UNAVAILABLE:
+        log.warning("scoring unavailable: %s", message)
+        return _error(503, "feature store unreachable; retry shortly", None)
     log.exception("scoring failed")
     return _error(500, "internal error; see the server log", None)
 

@@ -175,7 +175,7 @@ def test_models_health_metrics_and_openapi(service):
     assert {"/score_lead", "/score_customer", "/batch_score"} <= set(spec["paths"])
     metrics = requests.get(f"{service.url}/metrics", timeout=TIMEOUT).text
     for name in (
-        "bentoml_api_server_request_total",
+        "bentoml_service_request_total",
         "leadrisk_score_bucket",
         "leadrisk_feature_store_latency_seconds_bucket",
     ):
@@ -302,16 +302,12 @@ def private_redis(tmp_path):
 def test_feature_store_outage_gives_503_and_recovers(trained_settings, private_redis, postgres):
     settings = trained_settings.model_copy(deep=True)
     settings.profile = "production"
+    settings.training.mlflow_tracking_uri = trained_settings.mlflow_uri  # same trained models
     settings.feature_store.project = f"lr_outage_{os.getpid()}"
     settings.feature_store.redis_url = f"127.0.0.1:{private_redis['port']}"
     feature_store.apply(settings)
     feature_store.materialize(settings, progress=lambda _: None)
-    env = {
-        "LEADRISK_PROFILE": "production",
-        "LEADRISK_FEATURE_STORE__PROJECT": settings.feature_store.project,
-        "LEADRISK_FEATURE_STORE__REDIS_URL": settings.feature_store.redis_url,
-    }
-    running = server.start(settings, env=env)
+    running = server.start(settings)
     url, body = running.url, {"customer_id": _ids(settings, tables.CUSTOMERS, 1)[0]}
     try:
         assert _post(url, "/score_customer", body).status_code == 200

@@ -17,6 +17,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from sqlalchemy import create_engine, make_url, text
 
 from leadrisk.scoring import ScoringModel
 from leadrisk.settings import Settings
@@ -29,9 +30,27 @@ class RegistryError(RuntimeError):
     """A registry operation cannot be carried out; the message says why."""
 
 
+def ensure_database(uri: str) -> None:
+    """Create the PostgreSQL database of an MLflow backend URI if it does not exist yet."""
+    url = make_url(uri)
+    if not url.drivername.startswith("postgresql") or not url.database:
+        return
+    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            ).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    finally:
+        engine.dispose()
+
+
 def connect(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured tracking/registry store and return a client."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_database(settings.mlflow_uri)
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
     return MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
@@ -64,7 +83,7 @@ def set_alias(
         "sequence": len(audit_trail(client, name)) + 1,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "alias": alias,
-        "from_version": previous.version if previous else None,
+        "from_version": str(previous.version) if previous else None,
         "to_version": str(version),
         "reason": reason,
         "by": getpass.getuser(),
@@ -120,15 +139,16 @@ def rollback(client: MlflowClient, name: str, reason: str) -> dict[str, Any]:
     if current is None:
         raise RegistryError(f"{name} has no champion to roll back from")
     rolled_back = {
-        e["from_version"]
+        str(e["from_version"])
         for e in audit_trail(client, name)
         if e["alias"] == CHAMPION and e["reason"].startswith("rollback")
     }
     history = [e["to_version"] for e in audit_trail(client, name) if e["alias"] == CHAMPION]
+    current_version = str(current.version)  # MLflow returns an int; the audit trail keeps str
     for version in reversed(history):
-        if version != current.version and version not in rolled_back:
+        if version != current_version and version not in rolled_back:
             return set_alias(client, name, CHAMPION, version, f"rollback: {reason}")
-    raise RegistryError(f"{name} has no earlier champion than v{current.version}")
+    raise RegistryError(f"{name} has no earlier champion than v{current_version}")
 
 
 def list_versions(client: MlflowClient, name: str) -> list[dict[str, Any]]:

@@ -122,7 +122,7 @@ def train(
     decision = registry.gate(
         test_metrics[metric],
         champion_score,
-        champion.version if champion else None,
+        str(champion.version) if champion else None,
         metric,
         cfg.champion_margin,
     )

@@ -1,0 +1,112 @@
+"""What a load test runs against: leadrisk with batching on or off, or the Flask baseline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from leadrisk.settings import PROJECT_ROOT, Settings
+from loadtest import TARGETS, server
+from service.packaging import import_champions
+from service.run import _env
+
+LEADRISK_ENV = {
+    "leadrisk": {"LEADRISK_SERVICE__BATCHING": "true"},
+    "leadrisk_unbatched": {"LEADRISK_SERVICE__BATCHING": "false"},
+}
+BASELINE_APP = "loadtest.baseline_flask:create_app()"
+BASELINE_KEEP_ALIVE_S = 5
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    pid: int | None
+    log_path: Path | None
+
+
+def baseline_command(settings: Settings, port: int) -> list[str]:
+    """gunicorn with as many workers as leadrisk's scoring worker, threaded, preloaded, quiet."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        BASELINE_APP,
+        "--bind",
+        f"{settings.service.host}:{port}",
+        "--workers",
+        str(settings.service.workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(settings.loadtest.baseline_threads),
+        "--preload",
+        "--timeout",
+        str(settings.service.timeout_s),
+        "--keep-alive",
+        str(BASELINE_KEEP_ALIVE_S),
+        "--log-level",
+        "warning",
+    ]
+
+
+def start_baseline(
+    settings: Settings,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    port: int | None = None,
+) -> server.RunningService:
+    """Import the champions and launch the baseline under gunicorn in its own process group.
+
+    Like ``server.start``, the child reads its settings from the environment: ``env`` adds the
+    variables that ``settings`` came from when they are not in ``os.environ``."""
+    import_champions(settings)
+    port = port or server.free_port()
+    log_path = log_path or settings.data_dir / f"baseline-{port}.log"
+    handle = open(log_path, "w")  # noqa: SIM115 - owned by the child process
+    process = subprocess.Popen(
+        baseline_command(settings, port),
+        cwd=PROJECT_ROOT,
+        env={**_env(settings), **(env or {})},
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        server.wait_ready(url, process)
+    except Exception:
+        server.stop(process)
+        raise
+    return server.RunningService(url, process, log_path)
+
+
+@contextmanager
+def launched(
+    settings: Settings,
+    target: str,
+    out_dir: Path,
+    url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[Target]:
+    """The target running for the duration of the block; an external ``url`` is used as is."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if url is not None:
+        yield Target(target, url.rstrip("/"), None, None)
+        return
+    if target == "baseline":
+        running = start_baseline(settings, env, log_path=out_dir / "baseline.log")
+    else:
+        running = server.start(
+            settings, {**(env or {}), **LEADRISK_ENV[target]}, log_path=out_dir / "service.log"
+        )
+    try:
+        yield Target(target, running.url, running.process.pid, running.log_path)
+    finally:
+        server.stop(running.process)

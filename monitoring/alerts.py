@@ -1,0 +1,142 @@
+"""Alert rules: compare monitoring facts with the thresholds in settings and notify.
+
+Each firing alert is one JSON log line on the ``leadrisk.alerts`` logger and, when
+``monitoring.webhook_url`` is set, one JSON POST to it. A failing webhook is logged, never raised:
+alerting must not break the job that computed the facts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from leadrisk.settings import Settings
+
+logger = logging.getLogger("leadrisk.alerts")
+
+WEBHOOK_TIMEOUT_S = 5
+RULES = {  # fact -> MonitoringSettings field; an alert fires when the fact is above it
+    "drifted_share": "drifted_share_alert",
+    "psi": "psi_alert",
+    "missing_feature_rate": "missing_rate_alert",
+    "p99_latency_ms": "p99_latency_ms_alert",
+    "error_rate": "error_rate_alert",
+    "freshness_hours": "freshness_hours_alert",
+    "kpi_drop": "kpi_drop_alert",
+}
+REQUEST_DURATION = "bentoml_service_request_duration_seconds"
+REQUEST_TOTAL = "bentoml_service_request_total"
+PROBE_ENDPOINTS = frozenset({"/metrics", "/healthz", "/livez", "/readyz"})
+
+
+@dataclass(frozen=True)
+class Alert:
+    rule: str
+    value: float
+    threshold: float
+    subject: str | None
+    model: str | None
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def message(self) -> str:
+        about = f" ({self.subject})" if self.subject else ""
+        model = f"{self.model}: " if self.model else ""
+        return f"{model}{self.rule}{about} is {self.value:.4g}, above {self.threshold:.4g}"
+
+    def payload(self) -> dict[str, Any]:
+        return {"event": "leadrisk.alert", **asdict(self), "message": self.message}
+
+
+def evaluate(settings: Settings, facts: Mapping[str, Any], notify: bool = True) -> list[Alert]:
+    """Alerts for facts above their thresholds; absent or None facts are skipped.
+
+    ``freshness_hours`` may be a number or ``{feature view: hours}``; ``model`` names the subject.
+    """
+    model = facts.get("model")
+    alerts = []
+    for fact, setting in RULES.items():
+        threshold = float(getattr(settings.monitoring, setting))
+        value = facts.get(fact)
+        values = value.items() if isinstance(value, Mapping) else [(None, value)]
+        alerts += [
+            Alert(fact, float(v), threshold, subject, model)
+            for subject, v in values
+            if v is not None and float(v) > threshold
+        ]
+    if notify:
+        for alert in alerts:
+            _notify(alert, settings.monitoring.webhook_url)
+    return alerts
+
+
+def _notify(alert: Alert, webhook_url: str | None) -> None:
+    payload = alert.payload()
+    logger.warning(json.dumps(payload))
+    if not webhook_url:
+        return
+    try:
+        requests.post(webhook_url, json=payload, timeout=WEBHOOK_TIMEOUT_S).raise_for_status()
+    except requests.RequestException as err:
+        logger.error(
+            json.dumps(
+                {"event": "leadrisk.alert.webhook_failed", "rule": alert.rule, "error": str(err)}
+            )
+        )
+
+
+def metrics_from_prometheus(text: str, endpoints: Collection[str] | None = None) -> dict[str, Any]:
+    """Requests, 5xx errors, error rate and p99 latency from BentoML's /metrics exposition.
+
+    Counters are cumulative since the server started; ``endpoints`` limits the paths counted,
+    by default every path but the probes and /metrics.
+    """
+    buckets: dict[float, float] = {}
+    requests_total = errors = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            endpoint = sample.labels.get("endpoint", "")
+            if endpoints is not None and endpoint not in endpoints:
+                continue
+            if endpoints is None and endpoint in PROBE_ENDPOINTS:
+                continue
+            if sample.name == f"{REQUEST_DURATION}_bucket":
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+            elif sample.name == REQUEST_TOTAL:
+                requests_total += sample.value
+                if sample.labels.get("http_response_code", "").startswith("5"):
+                    errors += sample.value
+    p99 = histogram_quantile(0.99, buckets)
+    return {
+        "requests": int(requests_total),
+        "errors": int(errors),
+        "error_rate": errors / requests_total if requests_total else 0.0,
+        "p99_latency_ms": None if p99 is None else p99 * 1000.0,
+    }
+
+
+def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None:
+    """Quantile from cumulative bucket counts, interpolated inside a bucket like Prometheus."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0.0
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            break
+        lower, below = bound, count
+    if math.isinf(bound):
+        return lower
+    return lower + (bound - lower) * (rank - below) / (count - below)

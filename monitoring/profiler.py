@@ -1,0 +1,214 @@
+"""whylogs profiles of served predictions, per model version and fixed time window.
+
+The request path only puts a frame on a bounded queue. A daemon thread profiles what has queued,
+merges it into one in-memory profile per (model, version, window) and writes a window to the
+profile store once it has closed, on ``flush()`` and on ``close()``. The store is any fsspec URL,
+laid out as ``<root>/<model>/<version>/<window start>__<part id>.bin``: every write is a new part,
+so several workers (or several flushes of one window) never overwrite each other; readers merge.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+from typing import NamedTuple
+
+import fsspec
+import pandas as pd
+
+from leadrisk.settings import Settings
+from monitoring.whylogs_compat import DatasetProfileView, why
+
+SCORE, BAND = "score", "band"
+WINDOW_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
+PART_SEPARATOR = "__"
+
+logger = logging.getLogger(__name__)
+
+
+class _Key(NamedTuple):
+    model: str
+    version: str
+    window: datetime
+
+
+class _Item(NamedTuple):
+    key: _Key
+    frame: pd.DataFrame
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def window_start(at: datetime, length: timedelta) -> datetime:
+    """Start of the epoch-aligned window of ``length`` that contains ``at`` (naive = UTC)."""
+    seconds = length.total_seconds()
+    stamp = _utc(at).timestamp()
+    return datetime.fromtimestamp(stamp - stamp % seconds, UTC)
+
+
+class ProfileWriter:
+    """Background profiler: ``submit`` on the request path, ``close`` on shutdown.
+
+    ``clock`` decides which windows have closed; tests pass a fixed one together with ``at``.
+    """
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+        cfg = settings.monitoring
+        self.url = settings.profiles_url
+        self._length = timedelta(minutes=cfg.window_minutes)
+        self._interval = cfg.flush_interval_s
+        self._clock = clock
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=cfg.queue_max)
+        self._open: dict[_Key, DatasetProfileView] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._dropped = 0
+        self._drop_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="leadrisk-profiler", daemon=True)
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        """Frames not profiled: the queue was full, the writer was closed, or profiling failed."""
+        return self._dropped
+
+    def submit(
+        self, model: str, version: str, frame: pd.DataFrame, at: datetime | None = None
+    ) -> bool:
+        """Queue ``frame`` (features plus ``score`` and ``band``) without blocking.
+
+        The frame must not be modified afterwards. Returns False when it was dropped.
+        """
+        key = _Key(model, str(version), window_start(at or self._clock(), self._length))
+        if self._stop.is_set():
+            self._drop(1)
+            return False
+        try:
+            self._queue.put_nowait(_Item(key, frame))
+        except queue.Full:
+            self._drop(1)
+            return False
+        return True
+
+    def flush(self) -> list[str]:
+        """Profile everything queued and write every window, open ones included."""
+        return self._step(write_open=True)
+
+    def close(self) -> list[str]:
+        """Stop the thread and write everything; no window is lost. Safe to call twice."""
+        self._stop.set()
+        self._thread.join()
+        return self.flush()
+
+    def __enter__(self) -> ProfileWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._step(write_open=False)
+
+    def _step(self, write_open: bool) -> list[str]:
+        with self._lock:
+            self._absorb(self._drain())
+            return self._write(write_open)
+
+    def _drain(self) -> list[_Item]:
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def _absorb(self, items: list[_Item]) -> None:
+        batches: dict[_Key, list[pd.DataFrame]] = defaultdict(list)
+        for item in items:
+            batches[item.key].append(item.frame)
+        for key, frames in batches.items():
+            try:
+                view = why.log(pandas=pd.concat(frames, ignore_index=True)).view()
+            except Exception:  # a bad batch must not stop profiling for everything after it
+                logger.exception("could not profile %d frames for %s", len(frames), key)
+                self._drop(len(frames))
+                continue
+            self._open[key] = self._open[key].merge(view) if key in self._open else view
+
+    def _write(self, write_open: bool) -> list[str]:
+        now = self._clock()
+        written = []
+        for key in list(self._open):
+            if not write_open and key.window + self._length > now:
+                continue
+            try:
+                written.append(
+                    write_profile(self.url, key.model, key.version, key.window, self._open[key])
+                )
+            except OSError:
+                logger.exception("could not write profile %s to %s; will retry", key, self.url)
+                continue
+            del self._open[key]
+        return written
+
+    def _drop(self, frames: int) -> None:
+        with self._drop_lock:
+            self._dropped += frames
+
+
+def write_profile(
+    url: str, model: str, version: str, window: datetime, view: DatasetProfileView
+) -> str:
+    """Write one part of a window's profile; readers never see a partial file."""
+    fs, root = fsspec.core.url_to_fs(url)
+    directory = f"{root}/{model}/{version}"
+    fs.makedirs(directory, exist_ok=True)
+    name = f"{window.strftime(WINDOW_FORMAT)}{PART_SEPARATOR}{uuid.uuid4().hex}.bin"
+    temporary = f"{directory}/.{name}.tmp"
+    fs.pipe_file(temporary, view.serialize())
+    fs.mv(temporary, f"{directory}/{name}")
+    return f"{directory}/{name}"
+
+
+def read_profiles(
+    settings: Settings,
+    model: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    version: str | None = None,
+) -> DatasetProfileView | None:
+    """All stored parts of windows overlapping [since, until), merged; None if there are none."""
+    fs, root = fsspec.core.url_to_fs(settings.profiles_url)
+    length = timedelta(minutes=settings.monitoring.window_minutes)
+    views = [
+        DatasetProfileView.deserialize(fs.cat_file(path))
+        for path in sorted(fs.glob(f"{root}/{model}/{version or '*'}/*.bin"))
+        if _overlaps(_window_of(path), length, since, until)
+    ]
+    return reduce(DatasetProfileView.merge, views) if views else None
+
+
+def _window_of(path: str) -> datetime:
+    stem = path.rsplit("/", 1)[-1].removesuffix(".bin").split(PART_SEPARATOR)[0]
+    return datetime.strptime(stem, WINDOW_FORMAT).replace(tzinfo=UTC)
+
+
+def _overlaps(
+    start: datetime, length: timedelta, since: datetime | None, until: datetime | None
+) -> bool:
+    return (since is None or start + length > _utc(since)) and (
+        until is None or start < _utc(until)
+    )
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
