@@ -70,9 +70,8 @@ def main() -> None:
         embedded = _settings(Path(tmp), args.customers, "embedded", project)
         started = time.perf_counter()
         prepare("synthetic", embedded, progress=lambda _: None)
-        print(
-            f"prepared {args.customers:,} synthetic customers in {time.perf_counter() - started:.1f}s"
-        )
+        seconds = time.perf_counter() - started
+        print(f"prepared {args.customers:,} synthetic customers in {seconds:.1f}s", flush=True)
         ids = tables.read_table(tables.CUSTOMERS, embedded.tables_dir)["customer_id"].to_numpy()
         production = _settings(Path(tmp), args.customers, "production", project)
         print(

@@ -331,3 +331,30 @@ def test_feature_store_outage_gives_503_and_recovers(trained_settings, private_r
         assert requests.get(f"{url}/readyz", timeout=TIMEOUT).status_code == 200
     finally:
         server.stop(running.process)
+
+
+def test_dashboard_served_with_the_service(service, trained_settings):
+    customer_id = _ids(trained_settings, tables.CUSTOMERS, 1)[0]
+    assert _post(service.url, "/score_customer", {"customer_id": customer_id}).status_code == 200
+    page = requests.get(f"{service.url}/dashboard", timeout=TIMEOUT)
+    assert page.status_code == 200
+    for chart in ("requests", "latency", "scores", "drift", "kpis"):
+        assert f'id="{chart}"' in page.text
+    assert page.text.count("<svg") >= 3  # requests, latency and scores have data by now
+
+
+def test_feedback_is_idempotent_and_feeds_kpis(service, trained_settings):
+    lead_id = _ids(trained_settings, tables.LEADS, 1, seed=5)[0]
+    body = {"feedback_id": f"crm-{lead_id}", "model": "lead", "entity_id": lead_id, "label": 1}
+    first = _post(service.url, "/feedback", body)
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "recorded" and first.json()["band"] in "ABCD"
+    assert _post(service.url, "/feedback", body).json()["status"] == "duplicate"
+    conflict = _post(service.url, "/feedback", {**body, "label": 0})
+    assert conflict.status_code == 409 and conflict.json()["field"] == "feedback_id"
+    assert (
+        _post(service.url, "/feedback", {**body, "feedback_id": "x", "label": None}).status_code
+        == 422
+    )
+    unknown = _post(service.url, "/feedback", {**body, "feedback_id": "y", "entity_id": 987654321})
+    assert unknown.status_code == 404
