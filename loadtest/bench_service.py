@@ -1,4 +1,5 @@
-"""Benchmark: single-entity scoring throughput and latency, adaptive batching on vs off.
+"""Benchmark: single-entity scoring throughput and latency, adaptive batching on vs off, and
+whylogs profiling on vs off.
 
     python -m loadtest.bench_service [--seconds 20] [--concurrency 32]
 
@@ -21,6 +22,14 @@ import numpy as np
 from features import tables
 from leadrisk.settings import get_settings
 from loadtest import server
+
+# (label, adaptive batching, whylogs profiling): batching on/off at the same worker count, and
+# the cost of profiling every request at the same load.
+MODES = (
+    ("batching+profiling", True, True),
+    ("batching, no profiling", True, False),
+    ("unbatched+profiling", False, True),
+)
 
 
 async def _client(session, url, ids, deadline, latencies, errors) -> None:
@@ -76,15 +85,18 @@ def main() -> None:
     print(
         f"{'mode':<10}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'batch':>7}"
     )
-    for batching in (True, False):
-        env = {"LEADRISK_SERVICE__BATCHING": str(batching).lower()}
+    for mode, batching, profiling in MODES:
+        env = {
+            "LEADRISK_SERVICE__BATCHING": str(batching).lower(),
+            "LEADRISK_MONITORING__PROFILING": str(profiling).lower(),
+        }
         with server.running(settings, env) as service:
             result = asyncio.run(_load(service.url, ids, args.seconds, args.concurrency))
             batch = mean_batch_size(service.url)
-        mode = "batching" if batching else "unbatched"
         print(
-            f"{mode:<10}{result['rps']:>8.1f}{result['p50_ms']:>9.1f}{result['p95_ms']:>9.1f}"
-            f"{result['p99_ms']:>9.1f}{result['errors']:>8}{batch:>7.1f}"
+            f"{mode:<22}{result['rps']:>8.1f}{result['p50_ms']:>9.1f}{result['p95_ms']:>9.1f}"
+            f"{result['p99_ms']:>9.1f}{result['errors']:>8}{batch:>7.1f}",
+            flush=True,
         )
     print(
         f"({args.concurrency} concurrent clients, {args.seconds:.0f}s each, "
