@@ -126,23 +126,18 @@ def train(
         metric,
         cfg.champion_margin,
     )
-    run_id, version = _log_run(
-        kind,
-        settings,
-        model,
-        ts,
-        X_train,
-        y_test,
-        test_score,
-        cv_table,
-        test_metrics,
-        oof_metrics,
-        lift,
-        importance,
-        source,
-        chosen,
-        oof,
+    evaluation = Evaluation(
+        chosen=chosen,
+        cv_table=cv_table,
+        y_test=y_test,
+        test_score=test_score,
+        test_metrics=test_metrics,
+        oof=oof,
+        oof_metrics=oof_metrics,
+        lift=lift,
+        importance=importance,
     )
+    run_id, version = _log_run(kind, settings, model, ts, X_train, evaluation, source)
     alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
     registry.set_alias(client, kind.registered_name, alias, version, f"gate: {decision.reason}")
     progress(
@@ -289,24 +284,32 @@ def _versions() -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What the run measured, as logged to MLflow."""
+
+    chosen: str
+    cv_table: dict[str, dict[str, str]]
+    y_test: np.ndarray
+    test_score: np.ndarray
+    test_metrics: dict[str, float]
+    oof: np.ndarray
+    oof_metrics: dict[str, float]
+    lift: pd.DataFrame
+    importance: pd.DataFrame
+
+
 def _log_run(
-    kind,
-    settings,
-    model,
-    ts,
-    X_train,
-    y_test,
-    test_score,
-    cv_table,
-    test_metrics,
-    oof_metrics,
-    lift,
-    importance,
-    source,
-    chosen,
-    oof,
+    kind: ModelKind,
+    settings: Settings,
+    model: ScoringModel,
+    ts: dataset.TrainingSet,
+    X_train: pd.DataFrame,
+    ev: Evaluation,
+    source: str,
 ) -> tuple[str, str]:
     cfg = settings.training
+    chosen, y_test, test_score, oof = ev.chosen, ev.y_test, ev.test_score, ev.oof
     _use_experiment(kind.registered_name, settings)
     with (
         mlflow.start_run(run_name=f"{kind.key}-{chosen}") as run,
@@ -338,13 +341,13 @@ def _log_run(
                 "bands": json.dumps([[b.name, b.min_score] for b in model.bands]),
             }
         )
-        mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
-        mlflow.log_metrics({f"oof_{k}": v for k, v in oof_metrics.items()})
-        (out / "cv_comparison.json").write_text(json.dumps(cv_table, indent=2))
-        lift.to_csv(out / "lift_table.csv", index=False)
+        mlflow.log_metrics({f"test_{k}": v for k, v in ev.test_metrics.items()})
+        mlflow.log_metrics({f"oof_{k}": v for k, v in ev.oof_metrics.items()})
+        (out / "cv_comparison.json").write_text(json.dumps(ev.cv_table, indent=2))
+        ev.lift.to_csv(out / "lift_table.csv", index=False)
         evaluate.calibration_table(y_test, test_score).to_csv(out / "calibration.csv", index=False)
-        importance.to_csv(out / "importance.csv", index=False)
-        evaluate.save_plots(y_test, test_score, importance, out / "plots", kind.registered_name)
+        ev.importance.to_csv(out / "importance.csv", index=False)
+        evaluate.save_plots(y_test, test_score, ev.importance, out / "plots", kind.registered_name)
         _write_reference(model, X_train, oof, out / REFERENCE_DIR)
         mlflow.log_artifacts(str(out))
         example = ts.features.loc[X_train.index[:5]]
