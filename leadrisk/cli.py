@@ -314,17 +314,25 @@ def diagnose(model: str, url: str | None) -> None:
 @click.option("--port", type=int, default=None)
 def serve(port: int | None) -> None:
     """Import the champions into BentoML and run the service (Ctrl-C stops it)."""
+    from service.packaging import MissingChampionError
     from service.run import serve as run_service
 
-    sys.exit(run_service(get_settings(), port))
+    try:
+        sys.exit(run_service(get_settings(), port))
+    except MissingChampionError as err:
+        _fail(str(err))
 
 
 @main.command("build")
 def build() -> None:
     """Build the bento (champions included); prints its folder and generated Dockerfile."""
+    from service.packaging import MissingChampionError
     from service.run import build as build_bento
 
-    path = build_bento(get_settings())
+    try:
+        path = build_bento(get_settings())
+    except MissingChampionError as err:
+        _fail(str(err))
     dockerfile = path / "env" / "docker" / "Dockerfile"
     state = "exists" if dockerfile.exists() else "MISSING"
     click.echo(f"bento: {path}\nDockerfile: {dockerfile} ({state})")
@@ -355,7 +363,7 @@ def _load_targets() -> tuple[str, ...]:
 @click.option("--url", default=None, help="Load an already running service instead of one started.")
 def loadtest_run(profile: str, target: str, url: str | None) -> None:
     """One staircase; exits 1 when any step misses the SLO (p95, p99, failures)."""
-    from loadtest.runner import LoadTestError, run
+    from loadtest.runner import LoadTestError, caveats, run
     from loadtest.summary import format_steps
 
     try:
@@ -363,6 +371,8 @@ def loadtest_run(profile: str, target: str, url: str | None) -> None:
     except LoadTestError as err:
         _fail(str(err))
     click.echo(format_steps(result.summary))
+    for caveat in caveats(result.summary):
+        click.echo(f"warning: {caveat}: these numbers are not clean")
     click.echo(f"max sustainable: {result.summary['max_sustainable_rps']} req/s")
     click.echo(f"wrote {result.out_dir} (summary.json, chart.png, locust_*.csv)")
     sys.exit(0 if result.slo_met else 1)
@@ -372,14 +382,18 @@ def loadtest_run(profile: str, target: str, url: str | None) -> None:
 @click.option("--profile", type=click.Choice(_load_profiles()), default="ten_x")
 def loadtest_compare(profile: str) -> None:
     """Baseline vs leadrisk unbatched vs batched; exits 1 when batched leadrisk misses the SLO."""
-    from loadtest.runner import LATEST_COMPARE, LoadTestError, compare, format_compare
+    from loadtest.runner import LATEST_COMPARE, LoadTestError, caveats, compare, format_compare
+    from loadtest.summary import format_steps
 
     try:
         combined, path = compare(get_settings(), profile)
     except LoadTestError as err:
         _fail(str(err))
-    click.echo(format_compare(combined))
     for name, summary in combined["runs"].items():
-        click.echo(f"{name}: {summary['out_dir']}")
+        click.echo(f"\n{name}: {summary['out_dir']}")
+        click.echo(format_steps(summary))
+        for caveat in caveats(summary):
+            click.echo(f"  warning: {caveat}: these numbers are not clean")
+    click.echo(f"\n{format_compare(combined)}")
     click.echo(f"wrote {path} and {LATEST_COMPARE}")
     sys.exit(0 if combined["runs"]["leadrisk"]["slo_met"] else 1)

@@ -20,6 +20,10 @@ REFERENCE_DIR = "reference"
 SERVING_MODELS_FILE = "serving_models.json"
 
 
+class MissingChampionError(RuntimeError):
+    """A registered model has no champion to serve."""
+
+
 def bentoml_home(settings: Settings) -> Path:
     return settings.data_dir / "bentoml"
 
@@ -36,13 +40,20 @@ def import_champions(settings: Settings) -> dict[str, str]:
     import cloudpickle
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
     client = MlflowClient()
     tags = {}
     for kind in MODEL_KINDS.values():
-        version = client.get_model_version_by_alias(kind.registered_name, "champion")
+        try:
+            version = client.get_model_version_by_alias(kind.registered_name, "champion")
+        except MlflowException as err:
+            raise MissingChampionError(
+                f"{kind.registered_name} has no champion in {settings.mlflow_uri}: "
+                f"run `leadrisk train {kind.key}` first"
+            ) from err
         tag = f"{kind.registered_name}:v{version.version}-{version.run_id[:12]}"
         try:
             bentoml.models.get(tag)

@@ -87,7 +87,7 @@ def build(settings: Settings) -> Path:
     listing = subprocess.run(
         [_bentoml(), "get", "leadrisk:latest", "-o", "path"],
         cwd=PROJECT_ROOT,
-        env=env,
+        env={**env, "COLUMNS": "100000"},  # BentoML's console would wrap a long path
         check=True,
         capture_output=True,
         text=True,
