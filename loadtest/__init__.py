@@ -1,3 +1,4 @@
 """leadrisk: loadtest package. How we know the service holds: locust runs, baseline, summaries."""
 
-TARGETS = ("leadrisk", "leadrisk_unbatched", "baseline")
+TARGETS = ("baseline", "leadrisk_unbatched", "leadrisk")
+PLAN_ENV = "LOADTEST_PLAN"

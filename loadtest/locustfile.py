@@ -1,8 +1,8 @@
 """Locust users and the staircase load shape, for leadrisk and the Flask baseline alike.
 
 Locust patches the standard library through gevent, so this file runs only in locust's own
-process (``leadrisk loadtest run`` starts it) and imports nothing from leadrisk: everything it
-needs (ids, steps, mix, pacing) is in the plan JSON named by ``LOADTEST_PLAN``.
+process (``leadrisk loadtest run`` starts it from the project root) and imports nothing heavy:
+everything it needs (ids, steps, mix, pacing) is in the plan JSON named by ``LOADTEST_PLAN``.
 
 User classes: ``LeadUser`` and ``CustomerUser`` score single entities; ``MixUser`` is the
 realistic mix (mostly single scoring, a small share of ``/batch_score`` calls, feedback posts
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from locust import FastHttpUser, LoadTestShape, constant_throughput, task
 
-PLAN_ENV = "LOADTEST_PLAN"
+from loadtest import PLAN_ENV
+
 PLAN = json.loads(Path(os.environ[PLAN_ENV]).read_text())
 IDS: dict[str, list[int]] = PLAN["ids"]
 PACE = {"per_user_rps": PLAN["user_rps"]}
@@ -48,8 +49,9 @@ def batch_score(user: FastHttpUser) -> None:
     with user.client.post(
         "/batch_score", json={"model": model, "ids": ids}, catch_response=True
     ) as response:
-        if response.status_code == 200 and response.json()["failed"]:
-            response.failure(f"{response.json()['failed']} of {len(ids)} rows failed")
+        failed = response.json()["failed"] if response.status_code == 200 else 0
+        if failed:
+            response.failure(f"{failed} of {len(ids)} rows failed")
 
 
 def feedback(user: FastHttpUser) -> None:

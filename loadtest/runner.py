@@ -22,20 +22,19 @@ import psutil
 
 from features import tables
 from leadrisk.settings import PROJECT_ROOT, LoadProfile, Settings
-from loadtest import chart, summary
+from loadtest import PLAN_ENV, TARGETS, chart, summary
 from loadtest.cpu import CpuSampler
 from loadtest.targets import Target, launched
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 RESULTS_DIR = Path(__file__).with_name("results")
 LATEST_COMPARE = RESULTS_DIR / "latest_compare.json"
-PLAN_ENV = "LOADTEST_PLAN"
 USER_CLASS = "MixUser"
 CSV_PREFIX = "locust"
 STEP_LOG = "steps.jsonl"
 LOCUST_GRACE_S = 120
 GENERATOR_CPU_WARNING = "CPU usage above"
-COMPARED = ("baseline", "leadrisk_unbatched", "leadrisk")
+QUIET_MACHINE_CORES = 0.25
 
 
 class LoadTestError(RuntimeError):
@@ -194,6 +193,9 @@ def run(
         "scoring_workers": settings.service.workers,
         "hardware": hardware(),
         "generator_cpu_warning": GENERATOR_CPU_WARNING in log_text,
+        "other_cores_max": max(
+            (s["cpu_cores"].get("other", 0.0) for s in result["steps"]), default=0
+        ),
         **result,
         "files": {
             "stats": str(out_dir / f"{CSV_PREFIX}_stats.csv"),
@@ -210,10 +212,22 @@ def run(
     return run_result
 
 
+def caveats(summary: dict[str, Any]) -> list[str]:
+    """Reasons not to trust a run's numbers: a starved load generator or a busy machine."""
+    found = []
+    if summary["generator_cpu_warning"]:
+        found.append("locust warned that its own CPU was saturated (see locust.log)")
+    if summary["other_cores_max"] > QUIET_MACHINE_CORES:
+        found.append(
+            f"other processes used up to {summary['other_cores_max']:.2f} cores during a step"
+        )
+    return found
+
+
 def compare(settings: Settings, profile_name: str) -> tuple[dict[str, Any], Path]:
     """The same staircase against the baseline, leadrisk unbatched and leadrisk batched."""
     started = _stamp()
-    runs = {name: run(settings, profile_name, name) for name in COMPARED}
+    runs = {name: run(settings, profile_name, name) for name in TARGETS}
     best = {name: r.summary["max_sustainable_rps"] for name, r in runs.items()}
     peak = {name: max(s["achieved_rps"] for s in r.summary["steps"]) for name, r in runs.items()}
     combined = {
@@ -248,7 +262,7 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 def format_compare(combined: dict[str, Any]) -> str:
     """Max sustainable and peak throughput per target, then the ratios."""
     lines = [f"{'target':<20}{'max sustainable req/s':>23}{'peak achieved req/s':>21}"]
-    for name in COMPARED:
+    for name in TARGETS:
         best = combined["max_sustainable_rps"][name]
         lines.append(
             f"{name:<20}{'none' if best is None else f'{best:.0f}':>23}"

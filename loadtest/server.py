@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leadrisk.settings import PROJECT_ROOT, Settings
-from service.packaging import import_champions
-from service.run import _env, serve_command
+from service.packaging import child_env, import_champions
+from service.run import serve_command
 
 READY_TIMEOUT_S = 120
 
@@ -61,7 +61,7 @@ def start(
     import_champions(settings)
     port = port or free_port()
     log_path = log_path or settings.data_dir / f"serve-{port}.log"
-    full_env = {**_env(settings), **(env or {})}
+    full_env = {**child_env(settings), **(env or {})}
     handle = open(log_path, "w")  # noqa: SIM115 - owned by the child process
     process = subprocess.Popen(
         serve_command(settings, port),

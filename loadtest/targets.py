@@ -11,8 +11,7 @@ from pathlib import Path
 
 from leadrisk.settings import PROJECT_ROOT, Settings
 from loadtest import TARGETS, server
-from service.packaging import import_champions
-from service.run import _env
+from service.packaging import child_env, import_champions
 
 LEADRISK_ENV = {
     "leadrisk": {"LEADRISK_SERVICE__BATCHING": "true"},
@@ -24,10 +23,8 @@ BASELINE_KEEP_ALIVE_S = 5
 
 @dataclass(frozen=True)
 class Target:
-    name: str
     url: str
     pid: int | None
-    log_path: Path | None
 
 
 def baseline_command(settings: Settings, port: int) -> list[str]:
@@ -72,7 +69,7 @@ def start_baseline(
     process = subprocess.Popen(
         baseline_command(settings, port),
         cwd=PROJECT_ROOT,
-        env={**_env(settings), **(env or {})},
+        env={**child_env(settings), **(env or {})},
         stdout=handle,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -98,7 +95,7 @@ def launched(
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if url is not None:
-        yield Target(target, url.rstrip("/"), None, None)
+        yield Target(url.rstrip("/"), None)
         return
     if target == "baseline":
         running = start_baseline(settings, env, log_path=out_dir / "baseline.log")
@@ -107,6 +104,6 @@ def launched(
             settings, {**(env or {}), **LEADRISK_ENV[target]}, log_path=out_dir / "service.log"
         )
     try:
-        yield Target(target, running.url, running.process.pid, running.log_path)
+        yield Target(running.url, running.process.pid)
     finally:
         server.stop(running.process)

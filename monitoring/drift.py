@@ -22,13 +22,13 @@ from monitoring.profiler import BAND, SCORE
 from monitoring.reference import bin_shares
 from monitoring.whylogs_compat import (
     KS,
-    ChiSquare,
     ChiSquareConfig,
     ColumnDriftAlgorithm,
     ColumnProfileView,
     DatasetProfileView,
     DriftThresholds,
     KSTestConfig,
+    PooledChiSquare,
     calculate_drift_scores,
 )
 
@@ -174,7 +174,7 @@ def _drift_map(
     return {
         name: KS(KSTestConfig(thresholds=thresholds))
         if _is_numeric(column)
-        else ChiSquare(ChiSquareConfig(thresholds=thresholds))
+        else PooledChiSquare(ChiSquareConfig(thresholds=thresholds))
         for name, column in reference.get_columns().items()
         if name in shared
     }

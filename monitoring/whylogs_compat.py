@@ -17,15 +17,62 @@ if not hasattr(np, "unicode_"):
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 
 import whylogs as why  # noqa: E402
+from scipy import stats  # noqa: E402
 from whylogs.core import DatasetProfileView  # noqa: E402
 from whylogs.core.view.column_profile_view import ColumnProfileView  # noqa: E402
 from whylogs.viz.drift.column_drift_algorithms import (  # noqa: E402
     KS,
     ChiSquare,
     ColumnDriftAlgorithm,
+    DriftAlgorithmScore,  # noqa: E402
     calculate_drift_scores,
 )
 from whylogs.viz.drift.configs import ChiSquareConfig, DriftThresholds, KSTestConfig  # noqa: E402
+
+MIN_EXPECTED = 5.0
+
+
+class PooledChiSquare(ChiSquare):
+    """whylogs 1.6.4's chi-square truncates expected counts with ``int()`` and makes the statistic
+    infinite whenever one is 0, so a rare reference category (expected 0.4 in a small window)
+    reports drift with p = 0 even when it is absent from both. This is the textbook test on the
+    same frequent-item sketches: expected counts as floats, cells with fewer than 5 expected
+    pooled into one (which also holds categories never seen in the reference)."""
+
+    def _compute_chi_squared_score(
+        self, target_distribution, reference_distribution, with_thresholds=False
+    ):
+        ref_total = reference_distribution["total_count"]
+        target_total = target_distribution["total_count"]
+        if ref_total <= 0 or target_total <= 0:
+            return None
+        reference = {i["value"]: i["estimate"] for i in reference_distribution["frequent_items"]}
+        target = {i["value"]: i["estimate"] for i in target_distribution["frequent_items"]}
+        expected = {value: n / ref_total * target_total for value, n in reference.items()}
+        kept = [value for value, e in expected.items() if e >= MIN_EXPECTED]
+        observed_cells = [target.get(value, 0.0) for value in kept]
+        expected_cells = [expected[value] for value in kept]
+        rest_expected = target_total - sum(expected_cells)
+        rest_observed = target_total - sum(observed_cells)
+        if rest_expected > 1e-9:
+            observed_cells.append(rest_observed)
+            expected_cells.append(rest_expected)
+        observed, expected_arr = np.asarray(observed_cells), np.asarray(expected_cells)
+        if len(observed) < 2:
+            statistic, p_value = 0.0, 1.0
+        else:
+            statistic = float(((observed - expected_arr) ** 2 / expected_arr).sum())
+            p_value = float(stats.chi2.sf(statistic, len(observed) - 1))
+        if with_thresholds and self._parameter_config:
+            return DriftAlgorithmScore(
+                algorithm=self.name,
+                pvalue=p_value,
+                statistic=statistic,
+                thresholds=self._parameter_config.thresholds,
+                drift_category=self._get_drift_category(measure=p_value),
+            )
+        return DriftAlgorithmScore(algorithm=self.name, pvalue=p_value, statistic=statistic)
+
 
 __all__ = [
     "KS",
@@ -36,6 +83,7 @@ __all__ = [
     "DatasetProfileView",
     "DriftThresholds",
     "KSTestConfig",
+    "PooledChiSquare",
     "calculate_drift_scores",
     "why",
 ]

@@ -10,14 +10,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import yaml
+
 from leadrisk.catalog import MODEL_KINDS
-from leadrisk.settings import Settings
+from leadrisk.settings import ENV_PREFIX, PROJECT_ROOT, Settings, get_settings
 
 MODEL_FILE = "scoring_model.pkl"
 REFERENCE_DIR = "reference"
 SERVING_MODELS_FILE = "serving_models.json"
+EFFECTIVE_SETTINGS = "effective_settings.yaml"
+MISSING_CHAMPION_EXIT = 3
 
 
 class MissingChampionError(RuntimeError):
@@ -33,7 +39,39 @@ def use_bentoml_home(settings: Settings) -> None:
     os.environ.setdefault("BENTOML_HOME", str(bentoml_home(settings)))
 
 
+def child_env(settings: Settings) -> dict[str, str]:
+    """Environment of a BentoML child process: exactly these settings (as a YAML file), whatever
+    the parent's own ``LEADRISK_*`` variables say, and this world's BentoML store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    effective = settings.data_dir / EFFECTIVE_SETTINGS
+    effective.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+    env[f"{ENV_PREFIX}CONFIG"] = str(effective)
+    env["BENTOML_HOME"] = str(bentoml_home(settings))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    return env
+
+
 def import_champions(settings: Settings) -> dict[str, str]:
+    """Copy each champion into this world's BentoML store, in a child process (BentoML's store
+    location is fixed per process); returns name -> tag."""
+    result = subprocess.run(
+        [sys.executable, "-m", "service.packaging"],
+        cwd=PROJECT_ROOT,
+        env=child_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode == MISSING_CHAMPION_EXIT:
+        raise MissingChampionError(result.stderr.strip().splitlines()[-1])
+    if result.returncode != 0:
+        raise RuntimeError(f"importing champions failed:\n{result.stderr[-3000:]}")
+    return json.loads((settings.data_dir / SERVING_MODELS_FILE).read_text())
+
+
+def _import_champions(settings: Settings) -> dict[str, str]:
     """Copy each champion into the BentoML store (once per MLflow version); returns name -> tag."""
     use_bentoml_home(settings)
     import bentoml
@@ -82,9 +120,21 @@ def _copy_reference(client, run_id: str, target: Path) -> None:
     shutil.copytree(local, target, dirs_exist_ok=True)
 
 
+def main() -> None:
+    try:
+        _import_champions(get_settings())
+    except MissingChampionError as err:
+        print(err, file=sys.stderr)
+        sys.exit(MISSING_CHAMPION_EXIT)
+
+
 def serving_tags(settings: Settings) -> dict[str, str]:
     """Tags to serve: the imported champions, or ``latest`` inside a built bento."""
     path = settings.data_dir / SERVING_MODELS_FILE
     if path.exists():
         return json.loads(path.read_text())
     return {kind.registered_name: f"{kind.registered_name}:latest" for kind in MODEL_KINDS.values()}
+
+
+if __name__ == "__main__":
+    main()

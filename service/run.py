@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-from leadrisk.settings import ENV_PREFIX, PROJECT_ROOT, Settings
-from service.packaging import bentoml_home, import_champions
+from leadrisk.settings import PROJECT_ROOT, Settings
+from service.packaging import child_env, import_champions
 
 SERVICE_REF = "service.service:LeadRisk"
-EFFECTIVE_SETTINGS = "effective_settings.yaml"
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    """The child's environment: exactly these settings (as a YAML file), whatever the parent's
-    own ``LEADRISK_*`` variables say."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    effective = settings.data_dir / EFFECTIVE_SETTINGS
-    effective.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
-    env[f"{ENV_PREFIX}CONFIG"] = str(effective)
-    env["BENTOML_HOME"] = str(bentoml_home(settings))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
-    return env
 
 
 def _bentoml() -> str:
@@ -67,7 +49,7 @@ def serve(settings: Settings, port: int | None = None) -> int:
         f"  open http://{settings.service.host}:{port}/docs and /dashboard"
     )
     process = subprocess.run(
-        serve_command(settings, port), cwd=PROJECT_ROOT, env=_env(settings), check=False
+        serve_command(settings, port), cwd=PROJECT_ROOT, env=child_env(settings), check=False
     )
     return process.returncode
 
@@ -75,7 +57,7 @@ def serve(settings: Settings, port: int | None = None) -> int:
 def build(settings: Settings) -> Path:
     """Import champions and build the bento; returns the bento folder (with its Dockerfile)."""
     import_champions(settings)
-    env = _env(settings)
+    env = child_env(settings)
     subprocess.run(
         [_bentoml(), "build", "-f", "bentofile.yaml", "--output", "tag"],
         cwd=PROJECT_ROOT,

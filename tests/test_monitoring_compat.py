@@ -48,3 +48,36 @@ def test_string_columns_fail_without_the_shim_and_profile_with_it():
     assert shimmed.returncode == 0, shim_err
     summary = json.loads(shim_out.strip().splitlines()[-1])
     assert summary == {"n": 3, "strings": 3, "items": {"a": 2, "b": 1}}
+
+
+def test_pooled_chi_square_fixes_whylogs_rare_category_false_drift():
+    """whylogs' own chi-square reports p = 0 for identical distributions that contain a rare
+    category; the pooled test does not, and still detects a real shift."""
+    import numpy as np
+    import pandas as pd
+
+    from monitoring.whylogs_compat import (
+        ChiSquare,
+        ChiSquareConfig,
+        PooledChiSquare,
+        calculate_drift_scores,
+        why,
+    )
+
+    rng = np.random.default_rng(0)
+    values, shares = ["a", "b", "rare"], [0.6, 0.3996, 0.0004]
+    reference = why.log(pandas=pd.DataFrame({"c": rng.choice(values, 20_000, p=shares)})).view()
+    same = why.log(pandas=pd.DataFrame({"c": rng.choice(values, 600, p=shares)})).view()
+    shifted = why.log(
+        pandas=pd.DataFrame({"c": rng.choice(values, 600, p=[0.4, 0.5996, 0.0004])})
+    ).view()
+
+    def p_value(algorithm, target) -> float:
+        scores = calculate_drift_scores(
+            target_view=target, reference_view=reference, drift_map={"c": algorithm}
+        )
+        return scores["c"]["pvalue"]
+
+    assert p_value(ChiSquare(ChiSquareConfig()), same) == 0.0  # the upstream bug
+    assert p_value(PooledChiSquare(ChiSquareConfig()), same) > 0.01
+    assert p_value(PooledChiSquare(ChiSquareConfig()), shifted) < 1e-6
