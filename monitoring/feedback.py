@@ -20,6 +20,9 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 CALIBRATION_BINS = 10
 FIELDS = ("model", "entity_id", "label", "rating", "score", "band", "model_version", "at")
+# What the sender states; score, band, version and time are context recorded at first receipt,
+# so a retry that arrives later (or after a model change) is still the same feedback.
+STATED = ("model", "entity_id", "label", "rating")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
     feedback_id TEXT PRIMARY KEY,
@@ -97,8 +100,10 @@ class FeedbackStore:
             stored = db.execute(
                 f"SELECT {', '.join(FIELDS)} FROM feedback WHERE feedback_id = ?", (feedback_id,)
             ).fetchone()
-        if tuple(stored) != row:
-            changed = [f for f, old, new in zip(FIELDS, stored, row, strict=True) if old != new]
+        changed = [
+            f for f, old, new in zip(FIELDS, stored, row, strict=True) if f in STATED and old != new
+        ]
+        if changed:
             raise ConflictError(
                 f"feedback {feedback_id} was already recorded with different {', '.join(changed)}; "
                 "send new feedback under a new id"
