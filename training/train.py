@@ -78,7 +78,8 @@ def train(
     folds = StratifiedKFold(n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.seed)
     metric = _gate_metric(kind, settings)
     cv_table, best = _compare(X_train, y_train, ts, folds, settings, metric, progress)
-    chosen = max(best, key=lambda name: best[name][1])
+    servable = {c.name for c in cands.candidates(cfg.seed) if c.servable}
+    chosen = max(servable, key=lambda name: best[name][1])
     pipe = best[chosen][0]
     progress(f"[{kind.key}] chosen: {chosen} (cv {metric} {best[chosen][1]:.4f})")
 
