@@ -108,10 +108,20 @@ class ScoringModel:
         """Per row and raw feature, the contribution to the calibrated log-odds."""
         return self._contributions(self._transform(self.prepare(frame)))
 
+    def limit_threads(self, threads: int) -> None:
+        """Cap the threads one prediction may use (LightGBM uses every core by default).
+
+        A server scoring small batches in several processes wants 1: OpenMP threads that spin
+        between tiny parallel regions take CPU from the other processes."""
+        model = self.pipeline[-1]
+        if hasattr(model, "booster_"):
+            model.set_params(n_jobs=threads)
+
     def _contributions(self, transformed: np.ndarray) -> np.ndarray:
         model = self.pipeline[-1]
         if hasattr(model, "booster_"):
-            per_column = model.booster_.predict(transformed, pred_contrib=True)[:, :-1]
+            threads = {"num_threads": model.n_jobs} if (model.n_jobs or 0) > 0 else {}
+            per_column = model.booster_.predict(transformed, pred_contrib=True, **threads)[:, :-1]
         elif hasattr(model, "coef_"):
             per_column = transformed * model.coef_[0]
         else:
@@ -170,10 +180,11 @@ def prepare_inputs(frame: pd.DataFrame, numeric: list[str], categorical: list[st
     if missing:
         raise KeyError(f"input is missing feature columns {missing}")
     numbers = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
-    prepared = pd.DataFrame(numbers, columns=numeric, index=frame.index)
-    categories = frame[categorical].astype("object")
-    prepared[categorical] = categories.where(categories.map(lambda v: isinstance(v, str)), np.nan)
-    return prepared
+    columns: dict[str, np.ndarray] = {name: numbers[:, i] for i, name in enumerate(numeric)}
+    for name in categorical:  # built column by column: one DataFrame construction, not many
+        values = frame[name].to_numpy(dtype=object)
+        columns[name] = np.array([v if isinstance(v, str) else np.nan for v in values], object)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def _plain(value: Any) -> Any:

@@ -68,9 +68,11 @@ class TrainingSettings(BaseModel):
 class ServiceSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
-    workers: int = 1
+    workers: int = 1  # serving processes; each holds both models and batches on its own
     max_batch_size: int = 64
-    max_latency_ms: int = 2000
+    max_latency_ms: int = 2000  # a request still queued after this is shed with a 503
+    max_wait_ms: float = 0.0  # hold a lone request this long to let its batch grow
+    model_threads: int = 1  # threads per model call in each serving process
     batching: bool = True
     auth_token: str | None = None
     timeout_s: int = 60

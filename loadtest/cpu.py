@@ -14,10 +14,11 @@ import psutil
 SAMPLE_INTERVAL_S = 1.0
 MACHINE = "machine"
 ROLE_MARKERS = (
-    ("scoring_worker", "scoring_worker"),
     ("gunicorn", "gunicorn"),
     ("locust", "locust"),
-    ("_bentoml_impl.worker", "api"),
+    ("_bentoml_impl.worker", "service"),
+    ("multiprocessing.resource_tracker", "mp_tracker"),
+    ("multiprocessing.spawn", "profiler"),  # the whylogs writer's child process
     ("bentoml", "supervisor"),
 )
 

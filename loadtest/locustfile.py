@@ -79,6 +79,11 @@ class ScoringUser(FastHttpUser):
     network_timeout = PLAN["timeout_s"]
     connection_timeout = PLAN["timeout_s"]
 
+    def on_start(self) -> None:
+        """Start at a random phase of the pacing interval: users spawned together would
+        otherwise stay in step and offer the load as one burst per interval."""
+        time.sleep(random.uniform(0, 1 / PACE["per_user_rps"]))
+
 
 class LeadUser(ScoringUser):
     @task

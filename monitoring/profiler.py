@@ -5,12 +5,18 @@ merges it into one in-memory profile per (model, version, window) and writes a w
 profile store once it has closed, on ``flush()`` and on ``close()``. The store is any fsspec URL,
 laid out as ``<root>/<model>/<version>/<window start>__<part id>.bin``: every write is a new part,
 so several workers (or several flushes of one window) never overwrite each other; readers merge.
+
+The service runs the writer in a child process (:class:`ProfileProcess`): one whylogs call holds
+the GIL for 60-120 ms, which in the serving process would stall every request in flight.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import queue
+import signal
 import threading
 import uuid
 from collections import defaultdict
@@ -163,6 +169,90 @@ class ProfileWriter:
     def _drop(self, frames: int) -> None:
         with self._drop_lock:
             self._dropped += frames
+
+
+STOP = None  # sentinel on the process queue
+
+
+class ProfileProcess:
+    """A :class:`ProfileWriter` in its own process; serving only pickles frames onto a queue.
+
+    ``close`` (the service's shutdown hook) makes the child write every window, open ones
+    included, and waits for it. The child ignores SIGINT/SIGTERM, which reach the whole process
+    group at shutdown, so that it outlives its parent's shutdown hook; if the parent dies without
+    closing, the child notices, writes what it has and exits.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._queue = context.Queue(maxsize=settings.monitoring.queue_max)
+        self._dropped = 0
+        self._closed = False
+        self._process = context.Process(
+            target=_profile_in_child,
+            args=(settings, self._queue, os.getpid()),
+            name="leadrisk-profiler",
+            daemon=False,
+        )
+        self._process.start()
+
+    @property
+    def dropped(self) -> int:
+        """Frames not handed to the child: the queue was full or the writer was closed."""
+        return self._dropped
+
+    def submit(
+        self, model: str, version: str, frame: pd.DataFrame, at: datetime | None = None
+    ) -> bool:
+        """Queue ``frame`` for the child without blocking; False when it was dropped."""
+        if self._closed:
+            self._dropped += 1
+            return False
+        try:
+            self._queue.put_nowait((model, str(version), frame, at or utc_now()))
+        except queue.Full:
+            self._dropped += 1
+            return False
+        return True
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Have the child write every window and exit. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(STOP)
+        self._process.join(timeout_s)
+        if self._process.is_alive():
+            logger.error("profile writer did not exit within %.0f s; terminating it", timeout_s)
+            self._process.terminate()
+            self._process.join(5)
+        if self._process.exitcode != 0:
+            logger.error("profile writer exited with code %s", self._process.exitcode)
+        # Whatever the child did not take can no longer be delivered: do not wait for it.
+        self._queue.cancel_join_thread()
+        self._queue.close()
+
+
+def _profile_in_child(settings: Settings, inbox: multiprocessing.Queue, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [%(levelname)s] profiler: %(message)s"
+    )
+    poll_s = min(settings.monitoring.flush_interval_s, 1.0)
+    with ProfileWriter(settings) as writer:
+        while True:
+            try:
+                item = inbox.get(timeout=poll_s)
+            except queue.Empty:
+                if os.getppid() != parent:  # the service died without closing us
+                    return
+                continue
+            if item is STOP:
+                logger.info("writing profiles before exit (%d frames dropped)", writer.dropped)
+                return
+            model, version, frame, at = item
+            writer.submit(model, version, frame, at=at)
 
 
 def write_profile(

@@ -24,12 +24,12 @@ PARQUET_MAGIC = b"PAR1"
 
 
 def profile_writer(settings: Settings):
-    """The background whylogs writer, or None when profiling is off."""
+    """The whylogs writer (its own process), or None when profiling is off."""
     if not settings.monitoring.profiling:
         return None
-    from monitoring.profiler import ProfileWriter
+    from monitoring.profiler import ProfileProcess
 
-    return ProfileWriter(settings)
+    return ProfileProcess(settings)
 
 
 def model_info(served: dict[str, ServedModel], tags: dict[str, str]) -> list[dict[str, Any]]:
@@ -157,8 +157,7 @@ async def _models(request: Request) -> JSONResponse:
     import bentoml
 
     service = bentoml.get_current_service()
-    status = await service.worker.to_async.status()
-    return JSONResponse(status)
+    return JSONResponse(await anyio.to_thread.run_sync(service.status))
 
 
 def admin_app(settings: Settings) -> Starlette:

@@ -2,14 +2,16 @@
 
 Each worker process appends to its own daily file (``<dir>/<YYYY-MM-DD>/<pid>.jsonl``) so lines of
 concurrent writers never interleave. A batch of predictions costs one write and one fsync, so
-adaptive batching also amortises durability. Entries carry a hash of the feature values, not the
-values, which keeps the log small while still proving which inputs a score was made from.
+adaptive batching also amortises durability. Entries carry a hash of the feature values
+(``features_hash``), not the values, which keeps the log small while still proving which inputs a
+score was made from.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -17,11 +19,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 
-def feature_hash(features: dict[str, Any]) -> str:
-    """Stable hash of one row of feature values."""
-    payload = json.dumps(features, sort_keys=True, default=str, allow_nan=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+def feature_hashes(features: pd.DataFrame) -> list[str]:
+    """Per row, a stable 64-bit BLAKE2b hash of the feature values, in sorted column order.
+
+    The same values give the same hash in any process; missing values hash as NaN whatever their
+    spelling (None or NaN), as the model sees them alike.
+    """
+    ordered = features[sorted(features.columns)].to_numpy(dtype=object)
+    return [
+        hashlib.blake2b(
+            repr([_missing_as_nan(value) for value in row]).encode(), digest_size=8
+        ).hexdigest()
+        for row in ordered
+    ]
+
+
+def _missing_as_nan(value: Any) -> Any:
+    return math.nan if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 class PredictionLog:

@@ -58,14 +58,19 @@ def build(settings: Settings) -> Path:
     """Import champions and build the bento; returns the bento folder (with its Dockerfile)."""
     import_champions(settings)
     env = child_env(settings)
-    subprocess.run(
+    built = subprocess.run(
         [_bentoml(), "build", "-f", "bentofile.yaml", "--output", "tag"],
         cwd=PROJECT_ROOT,
         env=env,
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if built.returncode != 0:
+        errors = [line for line in built.stderr.splitlines() if "Error" in line]
+        raise RuntimeError(
+            f"bentoml build failed: {' | '.join(errors[-3:]) or built.stderr[-500:]}"
+        )
     listing = subprocess.run(
         [_bentoml(), "get", "leadrisk:latest", "-o", "path"],
         cwd=PROJECT_ROOT,

@@ -22,7 +22,7 @@ from leadrisk import risk_rules
 from leadrisk.catalog import LEAD, RISK, ModelKind
 from leadrisk.scoring import Assessment, Reason, ScoringModel
 from service import metrics
-from service.prediction_log import PredictionLog, feature_hash
+from service.prediction_log import PredictionLog, feature_hashes
 from service.schemas import (
     CustomerOutcome,
     CustomerScore,
@@ -121,6 +121,12 @@ class Scorer:
             time.perf_counter() - started
         )
         return frame
+
+    def warm_up(self) -> None:
+        """Run each model's whole path once (store read, transform, explanation) unrecorded, so
+        the first real requests do not pay for lazy imports and caches."""
+        for kind in (LEAD, RISK):
+            self.models[kind.key].model.assess(self.online(kind, [0]), TOP_REASONS)
 
     def ping(self) -> None:
         """Cheap read used by readiness checks; raises FeatureStoreUnavailable."""
@@ -264,7 +270,7 @@ class Scorer:
             assessed.bands,
             assessed.imputed,
         )
-        records = prepared.astype(object).where(prepared.notna(), None).to_dict("records")
+        hashes = feature_hashes(prepared)
         now = datetime.now(UTC).isoformat()
         self.log.append(
             [
@@ -273,7 +279,7 @@ class Scorer:
                     "model": name,
                     "model_version": served.version,
                     "entity_id": entity_ids[i],
-                    "features_sha256": feature_hash(records[i]),
+                    "features_hash": hashes[i],
                     "imputed_features": imputed[i],
                     "score": float(scores[i]),
                     "band": bands[i],

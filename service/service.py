@@ -1,14 +1,15 @@
-"""The BentoML services: the public HTTP API and the batching scoring worker.
+"""The BentoML service: the public HTTP API, with adaptive batching in every serving process.
 
-``LeadRisk`` answers single-entity requests and forwards each to ``ScoringWorker``, whose
-batchable methods let BentoML's adaptive-batching dispatcher merge concurrent requests, so one
-Feast lookup and one model call serve a whole batch. Business logic lives in ``service/scorer.py``.
+``LeadRisk`` answers single-entity requests; its batchers (``service/batching.py``) merge
+concurrent ones so that one Feast lookup and one model call serve a whole batch. Business logic
+lives in ``service/scorer.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import warnings
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -30,17 +31,16 @@ from features import store as feature_store  # noqa: E402
 from leadrisk.catalog import LEAD, MODEL_KINDS, RISK  # noqa: E402
 from monitoring.feedback import ConflictError, FeedbackStore  # noqa: E402
 from service import admin  # noqa: E402
+from service.batching import Batcher, Overloaded  # noqa: E402
 from service.http import AuthMiddleware, ValidationStatusMiddleware  # noqa: E402
 from service.prediction_log import PredictionLog  # noqa: E402
 from service.schemas import (  # noqa: E402
     BatchRequest,
     BatchResponse,
-    CustomerOutcome,
     CustomerRequest,
     CustomerScore,
     FeedbackAck,
     FeedbackRequest,
-    LeadOutcome,
     LeadRequest,
     LeadScore,
     RawLead,
@@ -48,6 +48,9 @@ from service.schemas import (  # noqa: E402
 from service.scorer import FeatureStoreUnavailable, Scorer, ServedModel  # noqa: E402
 
 log = logging.getLogger("leadrisk.service")
+# BentoML 1.4 reads ``model_fields`` off each request model, which pydantic 2.11+ deprecates; the
+# warning is re-emitted whenever another library touches the warning filters, i.e. all the time.
+warnings.filterwarnings("ignore", message="Accessing the 'model_fields' attribute on the instance")
 TAGS = serving_tags(SETTINGS)
 SERVICE = SETTINGS.service
 READY_CACHE_S = 2.0
@@ -62,13 +65,17 @@ def _load(bento_model: bentoml.Model):
 
 
 @bentoml.service(
-    name="scoring_worker",
+    name="leadrisk",
     workers=SERVICE.workers,
     traffic={"timeout": SERVICE.timeout_s},
     logging=QUIET,
 )
-class ScoringWorker:
-    """Holds the models and the feature-store connection; scores whole batches."""
+class LeadRisk:
+    """Lead scoring and customer risk over HTTP.
+
+    Each serving process holds both models, the feature-store connection and one batcher per
+    model: concurrent single-entity requests are scored together (service/batching.py).
+    """
 
     lead_model = bentoml.models.BentoModel(TAGS[LEAD.registered_name])
     risk_model = bentoml.models.BentoModel(TAGS[RISK.registered_name])
@@ -82,6 +89,8 @@ class ScoringWorker:
                 RISK, self.risk_model.info.labels["mlflow_version"], _load(self.risk_model)
             ),
         }
+        for served in self.served.values():
+            served.model.limit_threads(SERVICE.model_threads)
         self.profiles = admin.profile_writer(SETTINGS)
         self.scorer = Scorer(
             feature_store.open_store(SETTINGS),
@@ -90,39 +99,31 @@ class ScoringWorker:
             PredictionLog(SETTINGS.prediction_log_dir),
             self.profiles,
         )
+        self.feedback_store = FeedbackStore(SETTINGS.feedback_db)
+        self.batchers = {
+            LEAD.key: _batcher(LEAD.key, self.scorer.score_leads),
+            RISK.key: _batcher(RISK.key, self.scorer.score_customers),
+        }
+        try:
+            self.scorer.warm_up()
+        except FeatureStoreUnavailable:
+            log.warning("feature store unreachable at start-up; /readyz stays 503 until it answers")
+        self._ready_at = 0.0
+        self._ready = False
 
-    @bentoml.api(
-        batchable=True, max_batch_size=SERVICE.max_batch_size, max_latency_ms=SERVICE.max_latency_ms
-    )
-    def score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
-        return self.scorer.score_leads(requests)
+    async def __is_ready__(self) -> bool:
+        """Ready once the models are loaded and the feature store answers (cached briefly)."""
+        if time.monotonic() - self._ready_at > READY_CACHE_S:
+            try:
+                await anyio.to_thread.run_sync(self.scorer.ping)
+                self._ready = True
+            except FeatureStoreUnavailable:
+                self._ready = False
+            self._ready_at = time.monotonic()
+        return self._ready
 
-    @bentoml.api(
-        batchable=True, max_batch_size=SERVICE.max_batch_size, max_latency_ms=SERVICE.max_latency_ms
-    )
-    def score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
-        return self.scorer.score_customers(customer_ids)
-
-    @bentoml.api
-    def score_leads_unbatched(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
-        """Same work without the dispatcher: the baseline for the batching benchmark."""
-        return self.scorer.score_leads(requests)
-
-    @bentoml.api
-    def score_customers_unbatched(self, customer_ids: list[int]) -> list[CustomerOutcome]:
-        return self.scorer.score_customers(customer_ids)
-
-    @bentoml.api
-    def batch_ids(self, model: str, ids: list[int]) -> BatchResponse:
-        return admin.batch_by_ids(self.scorer, model, ids)
-
-    @bentoml.api
-    def batch_file(self, model: str, path: Path) -> BatchResponse:
-        return admin.batch_from_file(self.scorer, model, path, SETTINGS)
-
-    @bentoml.api
     def status(self) -> dict:
-        """Models being served and whether the feature store answers."""
+        """Models being served and whether the feature store answers (blocking)."""
         try:
             self.scorer.ping()
             store_ok, store_error = True, None
@@ -133,63 +134,24 @@ class ScoringWorker:
             "feature_store": {"ok": store_ok, "error": store_error},
         }
 
-    @bentoml.on_shutdown
-    def close(self) -> None:
-        if self.profiles is not None:
-            self.profiles.close()
-        self.scorer.log.close()
-
-
-@bentoml.service(
-    name="leadrisk",
-    workers=1,
-    traffic={"timeout": SERVICE.timeout_s},
-    logging=QUIET,
-)
-class LeadRisk:
-    """Lead scoring and customer risk over HTTP."""
-
-    worker = bentoml.depends(ScoringWorker)
-
-    def __init__(self) -> None:
-        self._ready_at = 0.0
-        self._ready = False
-        self.feedback_store = FeedbackStore(SETTINGS.feedback_db)
-        _keep_sessions_open(self.worker)
-
-    async def __is_ready__(self) -> bool:
-        """Ready once the models are loaded and the feature store answers (cached briefly)."""
-        if time.monotonic() - self._ready_at > READY_CACHE_S:
-            try:
-                status = await self.worker.to_async.status()
-                self._ready = bool(status["feature_store"]["ok"])
-            except Exception:  # the worker is still starting or has died
-                self._ready = False
-            self._ready_at = time.monotonic()
-        return self._ready
+    async def _score(self, model: str, item: LeadRequest | int):
+        """One entity's outcome, through the batcher (or alone when batching is off)."""
+        if SERVICE.batching:
+            return await self.batchers[model].submit(item)
+        score = self.scorer.score_leads if model == LEAD.key else self.scorer.score_customers
+        return (await anyio.to_thread.run_sync(score, [item]))[0]
 
     @bentoml.api(route="/score_lead", input_spec=LeadRequest)
     async def score_lead(
         self, lead_id: int | None = None, lead: RawLead | None = None
     ) -> LeadScore:
         """Score a stored lead by id, or a new lead from its raw fields."""
-        request = LeadRequest(lead_id=lead_id, lead=lead)
-        call = (
-            self.worker.to_async.score_leads
-            if SERVICE.batching
-            else (self.worker.to_async.score_leads_unbatched)
-        )
-        return await _answer(call([request]))
+        return await _answer(self._score(LEAD.key, LeadRequest(lead_id=lead_id, lead=lead)))
 
     @bentoml.api(route="/score_customer", input_spec=CustomerRequest)
     async def score_customer(self, customer_id: int) -> CustomerScore:
         """P(suspended), segment and off-boarding flag for one customer."""
-        call = (
-            self.worker.to_async.score_customers
-            if SERVICE.batching
-            else (self.worker.to_async.score_customers_unbatched)
-        )
-        return await _answer(call([customer_id]))
+        return await _answer(self._score(RISK.key, customer_id))
 
     @bentoml.api(route="/feedback", input_spec=FeedbackRequest)
     async def feedback(
@@ -205,14 +167,17 @@ class LeadRisk:
         The entity is scored now so that the feedback carries the score and band it is judged
         against (the KPIs by band and the live ROC-AUC use them).
         """
-        if model == LEAD.key:
-            outcome = (await self.worker.to_async.score_leads([LeadRequest(lead_id=entity_id)]))[0]
-            score = outcome.score and (outcome.score.probability, outcome.score.band)
-        else:
-            outcome = (await self.worker.to_async.score_customers([entity_id]))[0]
-            score = outcome.score and (outcome.score.p_suspended, outcome.score.segment)
+        item = LeadRequest(lead_id=entity_id) if model == LEAD.key else entity_id
+        try:
+            outcome = await self._score(model, item)
+        except Exception as err:
+            return _unavailable(err)
         if outcome.error is not None:
             return _error(outcome.error.status, outcome.error.error, "entity_id")
+        if model == LEAD.key:
+            score = (outcome.score.probability, outcome.score.band)
+        else:
+            score = (outcome.score.p_suspended, outcome.score.segment)
         version = outcome.score.model_version
         try:
             status = await anyio.to_thread.run_sync(
@@ -243,7 +208,7 @@ class LeadRisk:
         """Many ids at once (CRM exports); failed rows come back with their error."""
         if len(ids) > SERVICE.batch_upload_max_rows:
             return _error(413, f"at most {SERVICE.batch_upload_max_rows} ids", "ids")
-        return await _guard(self.worker.to_async.batch_ids(model=model, ids=ids))
+        return await _guard(anyio.to_thread.run_sync(admin.batch_by_ids, self.scorer, model, ids))
 
     @bentoml.api(route="/batch_score_file")
     async def batch_score_file(
@@ -254,33 +219,48 @@ class LeadRisk:
         """A CSV or parquet upload with a lead_id/customer_id column (or raw lead columns)."""
         if model not in ("lead", "risk"):
             return _error(422, "model must be 'lead' or 'risk'", "model")
-        return await _guard(self.worker.to_async.batch_file(model=model, path=file))
+        try:
+            return await _guard(
+                anyio.to_thread.run_sync(admin.batch_from_file, self.scorer, model, file, SETTINGS)
+            )
+        except ValueError as err:  # unreadable upload, too many rows, no id column
+            return _error(422, str(err), "file")
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.close()
+        if self.profiles is not None:
+            self.profiles.close()
+        self.scorer.log.close()
 
 
-def _keep_sessions_open(proxy: object) -> None:
-    """Work around BentoML 1.4.39: its dependency client replaces its HTTP session every 100
-    requests and closes the old one under in-flight calls, which then fail with "Server
-    disconnected". Keeping one session avoids that; tests/test_service.py guards it."""
-    manager = getattr(getattr(proxy, "_async", None), "_session_manager", None)
-    if manager is not None:
-        manager.max_requests = float("inf")
-        manager.max_age = float("inf")
+def _batcher(name: str, score) -> Batcher:
+    return Batcher(
+        name,
+        score,
+        max_batch_size=SERVICE.max_batch_size,
+        max_latency_ms=SERVICE.max_latency_ms,
+        max_wait_ms=SERVICE.max_wait_ms,
+    )
 
 
 async def _guard(call):
+    """Await ``call``; a bad input (ValueError) propagates, any other failure becomes 5xx."""
     try:
         return await call
+    except ValueError:
+        raise
     except Exception as err:
         return _unavailable(err)
 
 
 async def _answer(call):
-    """Turn the worker's outcome into a response: the score, or the error with its status."""
+    """Turn a scoring outcome into a response: the score, or the error with its status."""
     try:
-        outcomes = await call
+        outcome = await call
     except Exception as err:
         return _unavailable(err)
-    outcome = outcomes[0]
     if outcome.error is not None:
         return _error(outcome.error.status, outcome.error.error, outcome.error.field)
     return outcome.score
@@ -288,8 +268,8 @@ async def _answer(call):
 
 def _unavailable(err: Exception) -> JSONResponse:
     message = str(err)
-    if "overloaded" in message:
-        return _error(503, "scoring worker overloaded; retry shortly", None)
+    if isinstance(err, Overloaded):
+        return _error(503, "overloaded; retry shortly", None)
     if getattr(err, "error_code", None) == HTTPStatus.SERVICE_UNAVAILABLE:
         log.warning("scoring unavailable: %s", message)
         return _error(503, "feature store unreachable; retry shortly", None)
@@ -309,7 +289,7 @@ def _pin_media_types(*services: bentoml.Service) -> None:
             method.output_spec.media_type = method.output_spec.mime_type()
 
 
-_pin_media_types(ScoringWorker, LeadRisk)
+_pin_media_types(LeadRisk)
 LeadRisk.add_asgi_middleware(ValidationStatusMiddleware)
 LeadRisk.add_asgi_middleware(AuthMiddleware, token=SERVICE.auth_token)
 LeadRisk.mount_asgi_app(admin.admin_app(SETTINGS), path="/")

@@ -88,7 +88,7 @@ def log_predictions(settings: Settings, n: int, rng: np.random.Generator) -> Non
                 "model": model,
                 "model_version": "2" if model == "lead_scoring" and i % 4 == 0 else "1",
                 "entity_id": i,
-                "features_sha256": "0" * 32,
+                "features_hash": "0" * 16,
                 "imputed_features": [],
                 "score": score,
                 "band": band(score, bands),

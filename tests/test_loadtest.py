@@ -82,12 +82,12 @@ def test_an_undelivered_step_is_not_sustained(tmp_path):
 
 def test_cores_per_process_and_the_rest_of_the_machine():
     samples = [
-        (0.0, {"machine": 10.0, "target/api": 1.0, "locust/locust": 0.5}),
-        (2.0, {"machine": 13.0, "target/api": 2.0, "locust/locust": 1.0}),
+        (0.0, {"machine": 10.0, "target/service": 1.0, "locust/locust": 0.5}),
+        (2.0, {"machine": 13.0, "target/service": 2.0, "locust/locust": 1.0}),
     ]
     assert cores_between(samples, 0, 2) == {
         "machine": 1.5,
-        "target/api": 0.5,
+        "target/service": 0.5,
         "locust/locust": 0.25,
         "other": 0.75,
     }
