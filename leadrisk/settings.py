@@ -68,7 +68,7 @@ class TrainingSettings(BaseModel):
 class ServiceSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
-    workers: int = 1  # serving processes; each holds both models and batches on its own
+    workers: int = 2  # serving processes (one per core); each holds both models and batches
     max_batch_size: int = 64
     max_latency_ms: int = 2000  # a request still queued after this is shed with a 503
     max_wait_ms: float = 0.0  # hold a lone request this long to let its batch grow

@@ -57,18 +57,33 @@ def batch_by_ids(scorer: Scorer, model: str, ids: list[int]) -> BatchResponse:
             outcomes = scorer.score_leads([LeadRequest(lead_id=i) for i in chunk])
         else:
             outcomes = scorer.score_customers(chunk)
-        if outcomes and all(o.error is not None and o.error.status == 503 for o in outcomes):
-            raise ServiceUnavailable(outcomes[0].error.error)
-        for offset, (entity_id, outcome) in enumerate(zip(chunk, outcomes, strict=True)):
-            rows.append(
-                BatchRow(
-                    entity_id=entity_id,
-                    row=start + offset,
-                    result=outcome.score,
-                    error=outcome.error.error if outcome.error else None,
-                )
-            )
+        rows += batch_rows(chunk, outcomes, start)
     return _response(model, rows)
+
+
+def batch_request_items(model: str, ids: list[int]) -> list:
+    """What the scorer (or a batcher) takes for each id of ``model``."""
+    return [LeadRequest(lead_id=i) for i in ids] if model == LEAD.key else list(ids)
+
+
+def batch_by_outcomes(model: str, ids: list[int], outcomes: list) -> BatchResponse:
+    """The response for ids already scored (e.g. through the service's batchers)."""
+    return _response(model, batch_rows(ids, outcomes, 0))
+
+
+def batch_rows(ids: list[int], outcomes: list, start: int) -> list[BatchRow]:
+    """One row per id; an outage of the feature store for every id fails the call (503)."""
+    if outcomes and all(o.error is not None and o.error.status == 503 for o in outcomes):
+        raise ServiceUnavailable(outcomes[0].error.error)
+    return [
+        BatchRow(
+            entity_id=entity_id,
+            row=start + offset,
+            result=outcome.score,
+            error=outcome.error.error if outcome.error else None,
+        )
+        for offset, (entity_id, outcome) in enumerate(zip(ids, outcomes, strict=True))
+    ]
 
 
 def batch_from_file(scorer: Scorer, model: str, path: Path, settings: Settings) -> BatchResponse:

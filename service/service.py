@@ -7,6 +7,7 @@ lives in ``service/scorer.py``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import warnings
@@ -205,9 +206,20 @@ class LeadRisk:
 
     @bentoml.api(route="/batch_score", input_spec=BatchRequest)
     async def batch_score(self, model: str, ids: list[int]) -> BatchResponse:
-        """Many ids at once (CRM exports); failed rows come back with their error."""
+        """Many ids at once (CRM exports); failed rows come back with their error.
+
+        Up to ``max_batch_size`` ids join the model's batcher with the single requests (one
+        scoring thread per model, no extra contention); larger calls are scored in chunks."""
         if len(ids) > SERVICE.batch_upload_max_rows:
             return _error(413, f"at most {SERVICE.batch_upload_max_rows} ids", "ids")
+        if SERVICE.batching and len(ids) <= SERVICE.max_batch_size:
+            submit = self.batchers[model].submit
+            items = admin.batch_request_items(model, ids)
+            try:
+                outcomes = await asyncio.gather(*(submit(item) for item in items))
+                return admin.batch_by_outcomes(model, ids, outcomes)
+            except Exception as err:
+                return _unavailable(err)
         return await _guard(anyio.to_thread.run_sync(admin.batch_by_ids, self.scorer, model, ids))
 
     @bentoml.api(route="/batch_score_file")

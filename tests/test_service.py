@@ -225,8 +225,9 @@ def test_service_scores_equal_offline_pipeline(service, trained_settings, kind):
 
 
 def test_acknowledged_predictions_survive_a_crash(trained_settings):
-    """SIGKILL the whole server after answers were sent: every acknowledged entry is on disk."""
-    running = server.start(trained_settings)
+    """SIGKILL the whole server (two serving processes, each with its own log file) after
+    answers were sent: every acknowledged entry is on disk."""
+    running = server.start(trained_settings, env={"LEADRISK_SERVICE__WORKERS": "2"})
     ids = _ids(trained_settings, tables.CUSTOMERS, 40, seed=11)
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(
