@@ -73,6 +73,9 @@ class ServiceSettings(BaseModel):
     max_latency_ms: int = 2000  # a request still queued after this is shed with a 503
     max_wait_ms: float = 0.0  # hold a lone request this long to let its batch grow
     model_threads: int = 1  # threads per model call in each serving process
+    # with several workers, ask a keep-alive client to reconnect after this many requests so
+    # connections spread over the processes (0: never)
+    max_requests_per_connection: int = 50
     batching: bool = True
     auth_token: str | None = None
     timeout_s: int = 60

@@ -172,6 +172,7 @@ class ProfileWriter:
 
 
 STOP = None  # sentinel on the process queue
+SHUTDOWN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class ProfileProcess:
@@ -194,7 +195,13 @@ class ProfileProcess:
             name="leadrisk-profiler",
             daemon=False,
         )
-        self._process.start()
+        # The child ignores SIGINT/SIGTERM once it runs, but importing whylogs takes seconds:
+        # start it with both blocked (the mask survives fork and exec) so none is lost meanwhile.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     @property
     def dropped(self) -> int:
@@ -234,8 +241,9 @@ class ProfileProcess:
 
 
 def _profile_in_child(settings: Settings, inbox: multiprocessing.Queue, parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for shutdown_signal in SHUTDOWN_SIGNALS:
+        signal.signal(shutdown_signal, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s [%(levelname)s] profiler: %(message)s"
     )

@@ -85,3 +85,44 @@ def _as_422(body: bytes) -> tuple[int, bytes]:
         payload["field"] = ".".join(str(part) for part in first.get("loc", []))
         payload["error"] = f"{payload['field']}: {first.get('msg', 'invalid')}"
     return 422, json.dumps(payload).encode()
+
+
+class ConnectionRecycleMiddleware:
+    """Ask the client to reconnect after ``max_requests`` on one keep-alive connection.
+
+    The serving processes share one listening socket, and an asyncio server accepts every
+    pending connection when it wakes: clients that open their connections together (a load
+    balancer's pool, locust's users) all land in one process and stay there, leaving the others
+    idle. Closing each connection after a while lets the kernel hand the reconnection to
+    whichever process accepts first, so the load spreads over time.
+    """
+
+    MAX_TRACKED = 10_000  # connections that closed on their own leave an entry; forget them all
+
+    def __init__(self, app: ASGIApp, max_requests: int) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self._served: dict[tuple, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] != "http" or not client or self.max_requests <= 0:
+            await self.app(scope, receive, send)
+            return
+        key = tuple(client)
+        if len(self._served) > self.MAX_TRACKED:
+            self._served.clear()
+        count = self._served.get(key, 0) + 1
+        if count < self.max_requests:
+            self._served[key] = count
+            await self.app(scope, receive, send)
+            return
+        self._served.pop(key, None)
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message["headers"] if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)

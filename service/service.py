@@ -33,7 +33,11 @@ from leadrisk.catalog import LEAD, MODEL_KINDS, RISK  # noqa: E402
 from monitoring.feedback import ConflictError, FeedbackStore  # noqa: E402
 from service import admin  # noqa: E402
 from service.batching import Batcher, Overloaded  # noqa: E402
-from service.http import AuthMiddleware, ValidationStatusMiddleware  # noqa: E402
+from service.http import (  # noqa: E402
+    AuthMiddleware,
+    ConnectionRecycleMiddleware,
+    ValidationStatusMiddleware,
+)
 from service.prediction_log import PredictionLog  # noqa: E402
 from service.schemas import (  # noqa: E402
     BatchRequest,
@@ -303,5 +307,9 @@ def _pin_media_types(*services: bentoml.Service) -> None:
 
 _pin_media_types(LeadRisk)
 LeadRisk.add_asgi_middleware(ValidationStatusMiddleware)
+LeadRisk.add_asgi_middleware(
+    ConnectionRecycleMiddleware,
+    max_requests=SERVICE.max_requests_per_connection if SERVICE.workers > 1 else 0,
+)
 LeadRisk.add_asgi_middleware(AuthMiddleware, token=SERVICE.auth_token)
 LeadRisk.mount_asgi_app(admin.admin_app(SETTINGS), path="/")

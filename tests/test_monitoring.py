@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -18,7 +20,7 @@ import pytest
 from leadrisk.settings import MonitoringSettings, Settings
 from monitoring import alerts, drift, reference
 from monitoring.feedback import ConflictError, FeedbackStore
-from monitoring.profiler import ProfileWriter, read_profiles
+from monitoring.profiler import ProfileProcess, ProfileWriter, read_profiles
 
 T0 = datetime(2025, 3, 1, 10, 5, 30, tzinfo=UTC)
 MODEL = "lead_scoring"
@@ -93,6 +95,26 @@ def test_closed_windows_are_written_by_the_thread_and_open_ones_on_close(tmp_pat
     assert rows(read_profiles(settings, MODEL)) == 23
     assert rows(read_profiles(settings, MODEL, until=T0 - timedelta(minutes=1))) == 12
     assert writer.submit(MODEL, "3", served(rng, 1)) is False
+
+
+def test_profile_process_outlives_sigterm_and_writes_every_window_on_close(tmp_path):
+    """The service's writer runs in a child process: SIGTERM (sent to the whole process group at
+    shutdown) must not kill it before the shutdown hook has had it write the open windows."""
+    settings = make_settings(tmp_path, window_minutes=60, flush_interval_s=60)
+    rng = np.random.default_rng(4)
+    writer = ProfileProcess(settings)
+    try:
+        assert writer.submit(MODEL, "5", served(rng, 8), at=T0)
+        assert writer.submit(MODEL, "5", served(rng, 9), at=T0 - timedelta(hours=1))
+        os.kill(writer._process.pid, signal.SIGTERM)
+        time.sleep(0.5)
+        assert writer._process.is_alive()
+    finally:
+        writer.close()
+    assert writer._process.exitcode == 0
+    assert rows(read_profiles(settings, MODEL)) == 17
+    assert len(stored(Path(settings.profiles_url))) == 2  # one part per window
+    assert writer.submit(MODEL, "5", served(rng, 1)) is False and writer.dropped == 1
 
 
 def test_full_queue_drops_instead_of_blocking(tmp_path):
