@@ -9,7 +9,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,12 +84,31 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> None:
     """SIGTERM the whole process group (so workers flush), then SIGKILL if it lingers."""
     if process.poll() is not None:
         return
+    tree = _descendants(process)
     os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        kill(process, tree)
+
+
+def kill(process: subprocess.Popen, tree: list | None = None) -> None:
+    """SIGKILL the server and every process under it. BentoML's serving processes run in
+    sessions of their own, so killing the server's process group alone would orphan them."""
+    tree = _descendants(process) if tree is None else tree
+    for member in [*tree, process]:
+        with suppress(ProcessLookupError):
+            os.kill(member.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _descendants(process: subprocess.Popen) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -234,8 +233,7 @@ def test_acknowledged_predictions_survive_a_crash(trained_settings):
             pool.map(lambda i: _post(running.url, "/score_customer", {"customer_id": i}), ids)
         )
     acknowledged = {r.json()["request_id"] for r in responses if r.status_code == 200}
-    os.killpg(running.process.pid, signal.SIGKILL)
-    running.process.wait()
+    server.kill(running.process)
     logged = {entry["request_id"] for entry in read_entries(trained_settings.prediction_log_dir)}
     assert len(acknowledged) == 40 and acknowledged <= logged
 
