@@ -53,11 +53,9 @@ def batch_by_ids(scorer: Scorer, model: str, ids: list[int]) -> BatchResponse:
     rows: list[BatchRow] = []
     for start in range(0, len(ids), BATCH_CHUNK):
         chunk = ids[start : start + BATCH_CHUNK]
-        if model == LEAD.key:
-            outcomes = scorer.score_leads([LeadRequest(lead_id=i) for i in chunk])
-        else:
-            outcomes = scorer.score_customers(chunk)
-        rows += batch_rows(chunk, outcomes, start)
+        items = batch_request_items(model, chunk)
+        score = scorer.score_leads if model == LEAD.key else scorer.score_customers
+        rows += batch_rows(chunk, score(items), start)
     return _response(model, rows)
 
 

@@ -105,10 +105,11 @@ class LeadRisk:
             self.profiles,
         )
         self.feedback_store = FeedbackStore(SETTINGS.feedback_db)
-        self.batchers = {
-            LEAD.key: _batcher(LEAD.key, self.scorer.score_leads),
-            RISK.key: _batcher(RISK.key, self.scorer.score_customers),
+        self._score_batch = {
+            LEAD.key: self.scorer.score_leads,
+            RISK.key: self.scorer.score_customers,
         }
+        self.batchers = {key: _batcher(key, score) for key, score in self._score_batch.items()}
         try:
             self.scorer.warm_up()
         except FeatureStoreUnavailable:
@@ -143,8 +144,7 @@ class LeadRisk:
         """One entity's outcome, through the batcher (or alone when batching is off)."""
         if SERVICE.batching:
             return await self.batchers[model].submit(item)
-        score = self.scorer.score_leads if model == LEAD.key else self.scorer.score_customers
-        return (await anyio.to_thread.run_sync(score, [item]))[0]
+        return (await anyio.to_thread.run_sync(self._score_batch[model], [item]))[0]
 
     @bentoml.api(route="/score_lead", input_spec=LeadRequest)
     async def score_lead(
@@ -172,9 +172,8 @@ class LeadRisk:
         The entity is scored now so that the feedback carries the score and band it is judged
         against (the KPIs by band and the live ROC-AUC use them).
         """
-        item = LeadRequest(lead_id=entity_id) if model == LEAD.key else entity_id
         try:
-            outcome = await self._score(model, item)
+            outcome = await self._score(model, admin.batch_request_items(model, [entity_id])[0])
         except Exception as err:
             return _unavailable(err)
         if outcome.error is not None:
