@@ -81,8 +81,13 @@ class ScoringUser(FastHttpUser):
 
     def on_start(self) -> None:
         """Start at a random phase of the pacing interval: users spawned together would
-        otherwise stay in step and offer the load as one burst per interval."""
+        otherwise stay in step and offer the load as one burst per interval.
+
+        ``constant_pacing`` (behind ``constant_throughput``) counts from ``_cp_last_run``, set
+        when the user was created: left alone it would subtract this delay from the first wait
+        and put every user back in step, so the pacing clock restarts after it."""
         time.sleep(random.uniform(0, 1 / PACE["per_user_rps"]))
+        self._cp_last_run = time.perf_counter()
 
 
 class LeadUser(ScoringUser):
