@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import reduce
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import fsspec
 import pandas as pd
@@ -182,16 +182,21 @@ class ProfileProcess:
     included, and waits for it. The child ignores SIGINT/SIGTERM, which reach the whole process
     group at shutdown, so that it outlives its parent's shutdown hook; if the parent dies without
     closing, the child notices, writes what it has and exits.
+
+    The constructor returns once the child is ready (or after ``ready_timeout_s``): its start-up
+    (importing whylogs and pandas) takes seconds of CPU, which would otherwise compete with the
+    first requests of a service that already says it is ready.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, ready_timeout_s: float = 60.0) -> None:
         context = multiprocessing.get_context("spawn")
         self._queue = context.Queue(maxsize=settings.monitoring.queue_max)
+        self._ready = context.Event()
         self._dropped = 0
         self._closed = False
         self._process = context.Process(
             target=_profile_in_child,
-            args=(settings, self._queue, os.getpid()),
+            args=(settings, self._queue, os.getpid(), self._ready),
             name="leadrisk-profiler",
             daemon=False,
         )
@@ -202,6 +207,13 @@ class ProfileProcess:
             self._process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if not self._ready.wait(ready_timeout_s):
+            logger.warning("profile writer not ready after %.0f s; serving anyway", ready_timeout_s)
+
+    @property
+    def ready(self) -> bool:
+        """The child has started and takes frames."""
+        return self._ready.is_set()
 
     @property
     def dropped(self) -> int:
@@ -240,7 +252,9 @@ class ProfileProcess:
         self._queue.close()
 
 
-def _profile_in_child(settings: Settings, inbox: multiprocessing.Queue, parent: int) -> None:
+def _profile_in_child(
+    settings: Settings, inbox: multiprocessing.Queue, parent: int, ready: Any
+) -> None:
     for shutdown_signal in SHUTDOWN_SIGNALS:
         signal.signal(shutdown_signal, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
@@ -249,6 +263,7 @@ def _profile_in_child(settings: Settings, inbox: multiprocessing.Queue, parent: 
     )
     poll_s = min(settings.monitoring.flush_interval_s, 1.0)
     with ProfileWriter(settings) as writer:
+        ready.set()
         while True:
             try:
                 item = inbox.get(timeout=poll_s)

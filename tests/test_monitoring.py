@@ -104,6 +104,7 @@ def test_profile_process_outlives_sigterm_and_writes_every_window_on_close(tmp_p
     rng = np.random.default_rng(4)
     writer = ProfileProcess(settings)
     try:
+        assert writer.ready  # the constructor waits for the child's start-up
         assert writer.submit(MODEL, "5", served(rng, 8), at=T0)
         assert writer.submit(MODEL, "5", served(rng, 9), at=T0 - timedelta(hours=1))
         os.kill(writer._process.pid, signal.SIGTERM)
