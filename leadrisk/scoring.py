@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from leadrisk.compiled_transform import CompiledTransform, compile_preprocessor
+
 EPS = 1e-12
+COMPILED = "_compiled"
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,25 @@ class ScoringModel:
         return [names[row].tolist() for row in prepared.isna().to_numpy()]
 
     def _transform(self, prepared: pd.DataFrame) -> np.ndarray:
+        compiled = self._compiled_transform()
+        if compiled is not None:
+            return compiled.transform(prepared)
         return np.asarray(self.pipeline[:-1].transform(prepared), dtype="float64")
+
+    def _compiled_transform(self) -> CompiledTransform | None:
+        """The fitted preprocessing compiled to NumPy (leadrisk/compiled_transform.py), built
+        once per loaded model; None when it cannot be compiled (scikit-learn is used)."""
+        if COMPILED not in self.__dict__:
+            prep = self.pipeline[:-1]
+            steps = prep.steps if len(prep.steps) == 1 else []
+            self.__dict__[COMPILED] = (
+                compile_preprocessor(steps[0][1], self.numeric, self.categorical) if steps else None
+            )
+        return self.__dict__[COMPILED]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the compiled transform: it is rebuilt from the fitted pipeline."""
+        return {k: v for k, v in self.__dict__.items() if k != COMPILED}
 
     def _calibrated(self, transformed: np.ndarray) -> np.ndarray:
         slope, intercept = self.calibration
