@@ -48,16 +48,19 @@ def pattern_cuts(training_features: pd.DataFrame) -> dict[str, float]:
 
 
 def matched_patterns(features: pd.DataFrame, cuts: dict[str, float]) -> list[list[str]]:
-    """Per row, the names of the patterns it shows."""
+    """Per row, the names of the patterns it shows (a missing value shows none)."""
+    if not cuts:
+        return [[] for _ in range(len(features))]
     by_name = {p.name: p for p in PATTERNS}
-    flags = pd.DataFrame(
-        {
-            name: features[by_name[name].feature].astype("float64").fillna(0).to_numpy() > cut
-            for name, cut in cuts.items()
-        }
+    names = list(cuts)
+    values = np.column_stack(
+        [
+            features[by_name[name].feature].to_numpy(dtype="float64", na_value=np.nan)
+            for name in names
+        ]
     )
-    names = np.array(list(cuts))
-    return [names[row].tolist() for row in flags.to_numpy()] if len(cuts) else [[]] * len(features)
+    flags = np.nan_to_num(values, nan=0.0) > np.array([cuts[name] for name in names])
+    return [[names[j] for j in np.flatnonzero(row)] for row in flags]
 
 
 def offboarding_rule(segment: str, patterns: list[str], high_threshold: float) -> str | None:
