@@ -73,6 +73,9 @@ class ServiceSettings(BaseModel):
     max_latency_ms: int = 2000  # a request still queued after this is shed with a 503
     max_wait_ms: float = 0.0  # hold a lone request this long to let its batch grow
     model_threads: int = 1  # threads per model call in each serving process
+    # How long a Python thread may hold the GIL while another waits (Python's default is 5 ms).
+    # Shorter lets the event loop answer between a scoring thread's Python steps.
+    gil_switch_interval_ms: float = 1.0
     # with several workers, ask a keep-alive client to reconnect after this many requests so
     # connections spread over the processes (0: never)
     max_requests_per_connection: int = 50

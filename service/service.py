@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 import warnings
 from datetime import UTC, datetime
@@ -96,6 +97,7 @@ class LeadRisk:
         }
         for served in self.served.values():
             served.model.limit_threads(SERVICE.model_threads)
+        sys.setswitchinterval(SERVICE.gil_switch_interval_ms / 1000)
         self.profiles = admin.profile_writer(SETTINGS)
         self.scorer = Scorer(
             feature_store.open_store(SETTINGS),
