@@ -18,6 +18,7 @@ import os
 import queue
 import signal
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -207,8 +208,14 @@ class ProfileProcess:
             self._process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        if not self._ready.wait(ready_timeout_s):
-            logger.warning("profile writer not ready after %.0f s; serving anyway", ready_timeout_s)
+        deadline = time.monotonic() + ready_timeout_s
+        while not self._ready.wait(0.1):
+            if not self._process.is_alive() or time.monotonic() > deadline:
+                logger.warning(
+                    "profile writer did not start (exit code %s); serving anyway",
+                    self._process.exitcode,
+                )
+                break
 
     @property
     def ready(self) -> bool:
