@@ -53,9 +53,8 @@ def batch_by_ids(scorer: Scorer, model: str, ids: list[int]) -> BatchResponse:
     rows: list[BatchRow] = []
     for start in range(0, len(ids), BATCH_CHUNK):
         chunk = ids[start : start + BATCH_CHUNK]
-        items = batch_request_items(model, chunk)
-        score = scorer.score_leads if model == LEAD.key else scorer.score_customers
-        rows += batch_rows(chunk, score(items), start)
+        outcomes = scorer.batch_scorer(model)(batch_request_items(model, chunk))
+        rows += batch_rows(chunk, outcomes, start)
     return _response(model, rows)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -137,6 +137,11 @@ class Scorer:
         raw = pd.DataFrame(payloads)
         derived = self._derive_lead(raw)
         return pd.concat([raw, derived], axis=1)[self._columns[LEAD.key]]
+
+    def batch_scorer(self, model: str) -> Callable[[list], list]:
+        """The batch scoring function of ``model`` ("lead" or "risk"): ``score_leads`` takes
+        LeadRequests, ``score_customers`` customer ids (``admin.batch_request_items``)."""
+        return self.score_leads if model == LEAD.key else self.score_customers
 
     def score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
         """Score a batch of lead requests; a store outage answers every request with a 503."""

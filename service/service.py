@@ -107,11 +107,9 @@ class LeadRisk:
             self.profiles,
         )
         self.feedback_store = FeedbackStore(SETTINGS.feedback_db)
-        self._score_batch = {
-            LEAD.key: self.scorer.score_leads,
-            RISK.key: self.scorer.score_customers,
+        self.batchers = {
+            key: _batcher(key, self.scorer.batch_scorer(key)) for key in (LEAD.key, RISK.key)
         }
-        self.batchers = {key: _batcher(key, score) for key, score in self._score_batch.items()}
         try:
             self.scorer.warm_up()
         except FeatureStoreUnavailable:
@@ -146,7 +144,7 @@ class LeadRisk:
         """One entity's outcome, through the batcher (or alone when batching is off)."""
         if SERVICE.batching:
             return await self.batchers[model].submit(item)
-        return (await anyio.to_thread.run_sync(self._score_batch[model], [item]))[0]
+        return (await anyio.to_thread.run_sync(self.scorer.batch_scorer(model), [item]))[0]
 
     @bentoml.api(route="/score_lead", input_spec=LeadRequest)
     async def score_lead(
