@@ -76,7 +76,7 @@ class CompiledTransform:
         rows = len(prepared)
         out = np.zeros((rows, self.width))
         values = prepared[self.numeric].to_numpy(dtype="float64", na_value=np.nan)
-        self.numbers.transform(values.reshape(rows, len(self.numeric)), out)
+        self.numbers.transform(values, out)
         offset = self.numbers.width
         row_index = np.arange(rows)
         for name, block in zip(self.categorical, self.categories, strict=True):
