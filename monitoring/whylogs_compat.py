@@ -4,6 +4,12 @@ whylogs 1.6.4 still refers to ``np.unicode_``, which NumPy 2 removed, so profili
 column whose dtype is not ``object`` (pandas ``string``, NumPy ``<U``, single rows of ``str``)
 raises ``AttributeError``. The alias is restored before whylogs is imported. whylogs' anonymous
 usage statistics, sent on import, are switched off: a scoring service makes no such calls.
+
+whylogs also splits every pandas column by calling Python functions on each value (``np.isinf``
+on each float, six type checks on each string), which made 85% of the profiler's CPU.
+:func:`_pandas_split` does the same split with vectorised calls for the two kinds of column the
+service profiles (float64, and object columns holding only strings and missing values), with
+the same result, and leaves every other column to whylogs.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pandas as pd
 
 if not hasattr(np, "unicode_"):
     np.unicode_ = np.str_
@@ -19,6 +26,7 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 import whylogs as why  # noqa: E402
 from scipy import stats  # noqa: E402
 from whylogs.core import DatasetProfileView  # noqa: E402
+from whylogs.core.preprocessing import PreprocessedColumn  # noqa: E402
 from whylogs.core.view.column_profile_view import ColumnProfileView  # noqa: E402
 from whylogs.viz.drift.column_drift_algorithms import (  # noqa: E402
     KS,
@@ -30,6 +38,45 @@ from whylogs.viz.drift.column_drift_algorithms import (  # noqa: E402
 from whylogs.viz.drift.configs import ChiSquareConfig, DriftThresholds, KSTestConfig  # noqa: E402
 
 MIN_EXPECTED = 5.0
+
+_whylogs_pandas_split = PreprocessedColumn._pandas_split
+
+
+def _pandas_split(
+    column: PreprocessedColumn, series: pd.Series | None, parse_numeric_string: bool = False
+) -> None:
+    """whylogs' ``PreprocessedColumn._pandas_split`` without per-value Python calls for float64
+    columns and string columns; any other column goes to whylogs' own code."""
+    if series is None or not isinstance(series.dtype, np.dtype):
+        return _whylogs_pandas_split(column, series, parse_numeric_string)
+    if series.dtype.kind == "f":
+        missing = series.isna().to_numpy()
+        values = series.to_numpy(dtype="float64")[~missing]
+        column.null_count = column.nan_count = int(missing.sum())  # a NaN is a float's only null
+        column.inf_count = int(np.isinf(values).sum())
+        column.numpy.floats = values
+        return None
+    if (
+        series.dtype == object
+        and not parse_numeric_string
+        and pd.api.types.infer_dtype(series, skipna=True) == "string"
+    ):
+        missing = series.isna().to_numpy()
+        nulls = series[missing]
+        column.null_count = len(nulls)
+        # whylogs counts a missing value as NaN when it is a number (np.nan, not None)
+        column.nan_count = int(sum(isinstance(v, float) for v in nulls))
+        strings = series[~missing]
+        column.numpy.floats = strings.iloc[:0].to_numpy()
+        column.numpy.ints = np.array([], dtype=int)
+        column.pandas.strings = strings
+        column.pandas.tensors = pd.Series([], dtype="object")
+        column.pandas.objs = strings.iloc[:0]
+        return None
+    return _whylogs_pandas_split(column, series, parse_numeric_string)
+
+
+PreprocessedColumn._pandas_split = _pandas_split
 
 
 class PooledChiSquare(ChiSquare):

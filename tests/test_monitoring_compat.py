@@ -81,3 +81,47 @@ def test_pooled_chi_square_fixes_whylogs_rare_category_false_drift():
     assert p_value(ChiSquare(ChiSquareConfig()), same) == 0.0  # the upstream bug
     assert p_value(PooledChiSquare(ChiSquareConfig()), same) > 0.01
     assert p_value(PooledChiSquare(ChiSquareConfig()), shifted) < 1e-6
+
+
+def _mixed_frame(rows: int, seed: int):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    floats = rng.normal(size=rows)
+    floats[rng.random(rows) < 0.2] = np.nan
+    floats[:3] = [np.inf, -np.inf, 0.0][: min(rows, 3)]
+    strings = rng.choice(np.array(["a", "b", "c", None, np.nan], dtype=object), rows)
+    return pd.DataFrame(
+        {
+            "f": floats,
+            "f_full": rng.normal(size=rows),
+            "f32": floats.astype("float32"),
+            "s": strings,
+            "s_none": np.where(strings == "c", None, strings),
+            "s_full": rng.choice(np.array(["x", "y"], dtype=object), rows),
+            "mixed": rng.choice(np.array([1, "b", 2.5, None], dtype=object), rows),
+            "ints": rng.integers(0, 5, rows),
+            "all_missing": np.array([None] * rows, dtype=object),
+        }
+    )
+
+
+def test_fast_column_split_profiles_exactly_like_whylogs(monkeypatch):
+    """The vectorised split gives whylogs' own summaries (counts, NaN/inf, types, quantiles,
+    frequent items) on floats with NaN and inf, strings with None and NaN, and leaves mixed,
+    integer and all-missing columns to whylogs."""
+    from monitoring import whylogs_compat
+    from monitoring.whylogs_compat import PreprocessedColumn, why
+
+    assert PreprocessedColumn._pandas_split is whylogs_compat._pandas_split
+    for rows, seed in ((1, 0), (2, 3), (7, 1), (150, 2)):  # KLL keeps every value below its k
+        frame = _mixed_frame(rows, seed)
+        fast = why.log(pandas=frame).view().to_pandas()
+        with monkeypatch.context() as patched:
+            patched.setattr(
+                PreprocessedColumn, "_pandas_split", whylogs_compat._whylogs_pandas_split
+            )
+            upstream = why.log(pandas=frame).view().to_pandas()
+        assert fast.shape == upstream.shape
+        assert fast.astype(str).equals(upstream.astype(str)), rows
