@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from leadrisk.settings import Settings
-from monitoring.profiler import BAND, SCORE
 from monitoring.reference import bin_shares
+from monitoring.served_rows import BAND, SCORE
 from monitoring.whylogs_compat import (
     KS,
     ChiSquareConfig,

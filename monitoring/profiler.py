@@ -1,10 +1,11 @@
 """whylogs profiles of served predictions, per model version and fixed time window.
 
-The request path only puts a frame on a bounded queue. A daemon thread profiles what has queued,
-merges it into one in-memory profile per (model, version, window) and writes a window to the
-profile store once it has closed, on ``flush()`` and on ``close()``. The store is any fsspec URL,
-laid out as ``<root>/<model>/<version>/<window start>__<part id>.bin``: every write is a new part,
-so several workers (or several flushes of one window) never overwrite each other; readers merge.
+The request path only puts a batch of rows (:class:`ServedRows`) on a bounded queue. A daemon
+thread profiles what has queued, merges it into one in-memory profile per (model, version,
+window) and writes a window to the profile store once it has closed, on ``flush()`` and on
+``close()``. The store is any fsspec URL, laid out as
+``<root>/<model>/<version>/<window start>__<part id>.bin``: every write is a new part, so several
+workers (or several flushes of one window) never overwrite each other; readers merge.
 
 The service runs the writer in a child process (:class:`ProfileProcess`): one whylogs call holds
 the GIL for 60-120 ms, which in the serving process would stall every request in flight.
@@ -27,12 +28,11 @@ from functools import reduce
 from typing import Any, NamedTuple
 
 import fsspec
-import pandas as pd
 
 from leadrisk.settings import Settings
+from monitoring.served_rows import ServedRows
 from monitoring.whylogs_compat import DatasetProfileView, why
 
-SCORE, BAND = "score", "band"
 WINDOW_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
 PART_SEPARATOR = "__"
 
@@ -47,7 +47,7 @@ class _Key(NamedTuple):
 
 class _Item(NamedTuple):
     key: _Key
-    frame: pd.DataFrame
+    rows: ServedRows
 
 
 def utc_now() -> datetime:
@@ -84,22 +84,22 @@ class ProfileWriter:
 
     @property
     def dropped(self) -> int:
-        """Frames not profiled: the queue was full, the writer was closed, or profiling failed."""
+        """Batches not profiled: the queue was full, the writer was closed, or profiling failed."""
         return self._dropped
 
     def submit(
-        self, model: str, version: str, frame: pd.DataFrame, at: datetime | None = None
+        self, model: str, version: str, rows: ServedRows, at: datetime | None = None
     ) -> bool:
-        """Queue ``frame`` (features plus ``score`` and ``band``) without blocking.
+        """Queue ``rows`` without blocking; they must not be modified afterwards.
 
-        The frame must not be modified afterwards. Returns False when it was dropped.
+        Returns False when they were dropped.
         """
         key = _Key(model, str(version), window_start(at or self._clock(), self._length))
         if self._stop.is_set():
             self._drop(1)
             return False
         try:
-            self._queue.put_nowait(_Item(key, frame))
+            self._queue.put_nowait(_Item(key, rows))
         except queue.Full:
             self._drop(1)
             return False
@@ -139,15 +139,15 @@ class ProfileWriter:
                 return items
 
     def _absorb(self, items: list[_Item]) -> None:
-        batches: dict[_Key, list[pd.DataFrame]] = defaultdict(list)
+        batches: dict[tuple[_Key, tuple[str, ...]], list[ServedRows]] = defaultdict(list)
         for item in items:
-            batches[item.key].append(item.frame)
-        for key, frames in batches.items():
+            batches[item.key, item.rows.columns].append(item.rows)
+        for (key, _), same_columns in batches.items():
             try:
-                view = why.log(pandas=pd.concat(frames, ignore_index=True)).view()
+                view = why.log(pandas=ServedRows.frame(same_columns)).view()
             except Exception:  # a bad batch must not stop profiling for everything after it
-                logger.exception("could not profile %d frames for %s", len(frames), key)
-                self._drop(len(frames))
+                logger.exception("could not profile %d batches for %s", len(same_columns), key)
+                self._drop(len(same_columns))
                 continue
             self._open[key] = self._open[key].merge(view) if key in self._open else view
 
@@ -167,9 +167,9 @@ class ProfileWriter:
             del self._open[key]
         return written
 
-    def _drop(self, frames: int) -> None:
+    def _drop(self, batches: int) -> None:
         with self._drop_lock:
-            self._dropped += frames
+            self._dropped += batches
 
 
 STOP = None  # sentinel on the process queue
@@ -177,7 +177,7 @@ SHUTDOWN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class ProfileProcess:
-    """A :class:`ProfileWriter` in its own process; serving only pickles frames onto a queue.
+    """A :class:`ProfileWriter` in its own process; serving only pickles rows onto a queue.
 
     ``close`` (the service's shutdown hook) makes the child write every window, open ones
     included, and waits for it. The child ignores SIGINT/SIGTERM, which reach the whole process
@@ -219,23 +219,23 @@ class ProfileProcess:
 
     @property
     def ready(self) -> bool:
-        """The child has started and takes frames."""
+        """The child has started and takes rows."""
         return self._ready.is_set()
 
     @property
     def dropped(self) -> int:
-        """Frames not handed to the child: the queue was full or the writer was closed."""
+        """Batches not handed to the child: the queue was full or the writer was closed."""
         return self._dropped
 
     def submit(
-        self, model: str, version: str, frame: pd.DataFrame, at: datetime | None = None
+        self, model: str, version: str, rows: ServedRows, at: datetime | None = None
     ) -> bool:
-        """Queue ``frame`` for the child without blocking; False when it was dropped."""
+        """Queue ``rows`` for the child without blocking; False when they were dropped."""
         if self._closed:
             self._dropped += 1
             return False
         try:
-            self._queue.put_nowait((model, str(version), frame, at or utc_now()))
+            self._queue.put_nowait((model, str(version), rows, at or utc_now()))
         except queue.Full:
             self._dropped += 1
             return False
@@ -279,10 +279,10 @@ def _profile_in_child(
                     return
                 continue
             if item is STOP:
-                logger.info("writing profiles before exit (%d frames dropped)", writer.dropped)
+                logger.info("writing profiles before exit (%d batches dropped)", writer.dropped)
                 return
-            model, version, frame, at = item
-            writer.submit(model, version, frame, at=at)
+            model, version, rows, at = item
+            writer.submit(model, version, rows, at=at)
 
 
 def write_profile(

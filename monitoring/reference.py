@@ -16,7 +16,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-from monitoring.profiler import BAND, SCORE
+from monitoring.served_rows import BAND, SCORE
 from monitoring.whylogs_compat import DatasetProfileView, why
 
 PROFILE_FILE, SUMMARY_FILE = "profile.bin", "summary.json"

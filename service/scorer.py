@@ -21,6 +21,7 @@ from features import store as feature_store
 from leadrisk import risk_rules
 from leadrisk.catalog import LEAD, RISK, ModelKind
 from leadrisk.scoring import Assessment, Reason, ScoringModel
+from monitoring.served_rows import ServedRows
 from service import metrics
 from service.prediction_log import PredictionLog, feature_hashes
 from service.schemas import (
@@ -42,7 +43,7 @@ class FeatureStoreUnavailable(RuntimeError):
 
 
 class ProfileSink(Protocol):
-    def submit(self, model: str, version: str, frame: pd.DataFrame) -> None: ...
+    def submit(self, model: str, version: str, rows: ServedRows) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ class Scorer:
             for feature in row:
                 metrics.IMPUTED.labels(model=name, feature=feature).inc()
         if self.profiles is not None:
-            self.profiles.submit(name, served.version, prepared.assign(score=scores, band=bands))
+            self.profiles.submit(name, served.version, ServedRows.of(prepared, scores, bands))
 
 
 @dataclass(frozen=True)

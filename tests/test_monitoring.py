@@ -21,6 +21,7 @@ from leadrisk.settings import MonitoringSettings, Settings
 from monitoring import alerts, drift, reference
 from monitoring.feedback import ConflictError, FeedbackStore
 from monitoring.profiler import ProfileProcess, ProfileWriter, read_profiles
+from monitoring.served_rows import ServedRows
 
 T0 = datetime(2025, 3, 1, 10, 5, 30, tzinfo=UTC)
 MODEL = "lead_scoring"
@@ -51,6 +52,10 @@ def served(rng: np.random.Generator, n: int, shifted: bool = False) -> pd.DataFr
     return frame
 
 
+def served_rows(rng: np.random.Generator, n: int, shifted: bool = False) -> ServedRows:
+    return ServedRows.from_frame(served(rng, n, shifted))
+
+
 def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     return frame.drop(columns=["score", "band"]), frame["score"].to_numpy(), list(frame["band"])
 
@@ -78,9 +83,9 @@ def test_closed_windows_are_written_by_the_thread_and_open_ones_on_close(tmp_pat
     rng = np.random.default_rng(1)
     root = Path(settings.profiles_url)
     writer = ProfileWriter(settings, clock=lambda: T0)
-    assert writer.submit(MODEL, "3", served(rng, 5), at=T0 - timedelta(minutes=2, seconds=20))
-    assert writer.submit(MODEL, "3", served(rng, 7), at=T0 - timedelta(minutes=2, seconds=5))
-    assert writer.submit(MODEL, "3", served(rng, 11), at=T0)
+    assert writer.submit(MODEL, "3", served_rows(rng, 5), at=T0 - timedelta(minutes=2, seconds=20))
+    assert writer.submit(MODEL, "3", served_rows(rng, 7), at=T0 - timedelta(minutes=2, seconds=5))
+    assert writer.submit(MODEL, "3", served_rows(rng, 11), at=T0)
 
     wait_for(lambda: len(stored(root)) == 1)
     (closed,) = stored(root)
@@ -94,7 +99,30 @@ def test_closed_windows_are_written_by_the_thread_and_open_ones_on_close(tmp_pat
     assert not [p for p in root.rglob("*") if p.name.endswith(".tmp")]
     assert rows(read_profiles(settings, MODEL)) == 23
     assert rows(read_profiles(settings, MODEL, until=T0 - timedelta(minutes=1))) == 12
-    assert writer.submit(MODEL, "3", served(rng, 1)) is False
+    assert writer.submit(MODEL, "3", served_rows(rng, 1)) is False
+
+
+def test_served_rows_profile_like_the_frame_they_came_from():
+    """A scored batch crosses to the profiler as one object array; the profile built from many
+    of them has the columns, dtypes and summaries of the original frame, missing values kept."""
+    rng = np.random.default_rng(7)
+    features = served(rng, 40).drop(columns=["score", "band"])
+    features.loc[::5, "age"] = np.nan
+    features.loc[::7, "channel"] = None
+    scores, bands = rng.random(40), list(rng.choice(["A", "B"], 40))
+    batches = [
+        ServedRows.of(features.iloc[i : i + 8], scores[i : i + 8], bands[i : i + 8])
+        for i in range(0, 40, 8)
+    ]
+    rebuilt = ServedRows.frame(batches)
+    expected = features.assign(score=scores, band=bands)
+    pd.testing.assert_frame_equal(rebuilt, expected.reset_index(drop=True))
+    assert batches[0].values.dtype == object
+
+    from monitoring.whylogs_compat import why
+
+    summary = why.log(pandas=rebuilt).view().to_pandas().astype(str)
+    assert summary.equals(why.log(pandas=expected).view().to_pandas().astype(str))
 
 
 def test_profile_process_outlives_sigterm_and_writes_every_window_on_close(tmp_path):
@@ -105,8 +133,8 @@ def test_profile_process_outlives_sigterm_and_writes_every_window_on_close(tmp_p
     writer = ProfileProcess(settings)
     try:
         assert writer.ready  # the constructor waits for the child's start-up
-        assert writer.submit(MODEL, "5", served(rng, 8), at=T0)
-        assert writer.submit(MODEL, "5", served(rng, 9), at=T0 - timedelta(hours=1))
+        assert writer.submit(MODEL, "5", served_rows(rng, 8), at=T0)
+        assert writer.submit(MODEL, "5", served_rows(rng, 9), at=T0 - timedelta(hours=1))
         os.kill(writer._process.pid, signal.SIGTERM)
         time.sleep(0.5)
         assert writer._process.is_alive()
@@ -115,7 +143,7 @@ def test_profile_process_outlives_sigterm_and_writes_every_window_on_close(tmp_p
     assert writer._process.exitcode == 0
     assert rows(read_profiles(settings, MODEL)) == 17
     assert len(stored(Path(settings.profiles_url))) == 2  # one part per window
-    assert writer.submit(MODEL, "5", served(rng, 1)) is False and writer.dropped == 1
+    assert writer.submit(MODEL, "5", served_rows(rng, 1)) is False and writer.dropped == 1
 
 
 def test_full_queue_drops_instead_of_blocking(tmp_path):
@@ -123,7 +151,7 @@ def test_full_queue_drops_instead_of_blocking(tmp_path):
     rng = np.random.default_rng(2)
     with ProfileWriter(settings, clock=lambda: T0) as writer:
         started = time.perf_counter()
-        accepted = [writer.submit(MODEL, "1", served(rng, 3), at=T0) for _ in range(5)]
+        accepted = [writer.submit(MODEL, "1", served_rows(rng, 3), at=T0) for _ in range(5)]
         assert time.perf_counter() - started < 0.5
         assert accepted == [True, True, False, False, False]
         assert writer.dropped == 3
@@ -134,12 +162,12 @@ def test_read_profiles_merges_parts_and_filters_by_window_and_version(tmp_path):
     settings = make_settings(tmp_path)
     rng = np.random.default_rng(3)
     with ProfileWriter(settings, clock=lambda: T0) as writer:
-        writer.submit(MODEL, "1", served(rng, 4), at=T0)
+        writer.submit(MODEL, "1", served_rows(rng, 4), at=T0)
         writer.flush()
-        writer.submit(MODEL, "1", served(rng, 6), at=T0)
+        writer.submit(MODEL, "1", served_rows(rng, 6), at=T0)
         writer.flush()
-        writer.submit(MODEL, "2", served(rng, 10), at=T0)
-        writer.submit(MODEL, "1", served(rng, 100), at=T0 - timedelta(hours=1))
+        writer.submit(MODEL, "2", served_rows(rng, 10), at=T0)
+        writer.submit(MODEL, "1", served_rows(rng, 100), at=T0 - timedelta(hours=1))
 
     window = [p for p in stored(Path(settings.profiles_url)) if "T10-05-00Z" in p.name]
     assert len(window) == 3

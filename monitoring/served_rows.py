@@ -1,0 +1,43 @@
+"""What the service hands to the profiler for each scored batch, as plain NumPy (no whylogs).
+
+A batch crosses a process boundary (the profile writer runs in a child process), so it is one
+object array rather than a DataFrame: building and pickling it costs the serving process ~0.1 ms
+per batch instead of ~1 ms, and the child turns thousands of them into one frame per flush.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+SCORE, BAND = "score", "band"
+
+
+class ServedRows(NamedTuple):
+    """Scored rows: the model's input features, then ``score`` and ``band``, as named columns."""
+
+    columns: tuple[str, ...]
+    values: np.ndarray  # dtype object, one row per scored entity
+
+    @classmethod
+    def of(cls, features: pd.DataFrame, scores: np.ndarray, bands: Sequence[str]) -> ServedRows:
+        """Rows of one scored batch: ``features`` with their scores and bands appended."""
+        values = np.empty((len(features), features.shape[1] + 2), dtype=object)
+        values[:, :-2] = features.to_numpy(dtype=object)
+        values[:, -2] = scores
+        values[:, -1] = bands
+        return cls((*map(str, features.columns), SCORE, BAND), values)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> ServedRows:
+        """Rows of a frame that already holds ``score`` and ``band`` columns."""
+        return cls(tuple(map(str, frame.columns)), frame.to_numpy(dtype=object))
+
+    @staticmethod
+    def frame(batches: Sequence[ServedRows]) -> pd.DataFrame:
+        """One frame of batches with the same columns, each column with its inferred dtype."""
+        values = np.concatenate([batch.values for batch in batches])
+        return pd.DataFrame(values, columns=list(batches[0].columns)).infer_objects()
