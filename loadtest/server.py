@@ -18,6 +18,8 @@ from service.packaging import child_env, import_champions
 from service.run import serve_command
 
 READY_TIMEOUT_S = 120
+SETTLED_CORES = 0.2  # a server whose processes use less than this is done starting up
+SETTLE_TIMEOUT_S = 60
 
 
 def free_port() -> int:
@@ -51,13 +53,43 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = READY_TIMEO
     raise TimeoutError(f"service at {url} not ready after {timeout}s")
 
 
+def wait_settled(process: subprocess.Popen, timeout: float = SETTLE_TIMEOUT_S) -> float:
+    """Wait until the server's processes are idle; returns the seconds waited.
+
+    ``/readyz`` answers as soon as one serving process is up, while the others may still be
+    importing and warming up: a measurement started then gives them part of its CPU."""
+    import psutil
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        tree = [psutil.Process(process.pid), *_descendants(process)]
+        before = {member.pid: _cpu_seconds(member) for member in tree}
+        time.sleep(1.0)
+        used = sum(_cpu_seconds(member) - before[member.pid] for member in tree)
+        if used < SETTLED_CORES:
+            break
+    return time.monotonic() - started
+
+
+def _cpu_seconds(member) -> float:
+    import psutil
+
+    try:
+        times = member.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
+
+
 def start(
     settings: Settings,
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
     port: int | None = None,
+    settle: bool = False,
 ) -> RunningService:
-    """Import champions and launch ``bentoml serve`` in its own process group."""
+    """Import champions and launch ``bentoml serve`` in its own process group; with ``settle``,
+    return only once all its processes are idle (for measurements)."""
     import_champions(settings)
     port = port or free_port()
     log_path = log_path or settings.data_dir / f"serve-{port}.log"
@@ -74,6 +106,8 @@ def start(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
+        if settle:
+            wait_settled(process)
     except Exception:
         stop(process)
         raise
@@ -81,7 +115,10 @@ def start(
 
 
 def stop(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM the whole process group (so workers flush), then SIGKILL if it lingers."""
+    """SIGTERM the whole process group (so workers flush) and wait for every process under it,
+    then SIGKILL whatever lingers."""
+    import psutil
+
     if process.poll() is not None:
         return
     tree = _descendants(process)
@@ -90,6 +127,10 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> None:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
         kill(process, tree)
+        return
+    _, alive = psutil.wait_procs(tree, timeout=timeout)
+    if alive:
+        kill(process, alive)
 
 
 def kill(process: subprocess.Popen, tree: list | None = None) -> None:
@@ -112,8 +153,10 @@ def _descendants(process: subprocess.Popen) -> list:
 
 
 @contextmanager
-def running(settings: Settings, env: dict[str, str] | None = None) -> Iterator[RunningService]:
-    service = start(settings, env)
+def running(
+    settings: Settings, env: dict[str, str] | None = None, settle: bool = False
+) -> Iterator[RunningService]:
+    service = start(settings, env, settle=settle)
     try:
         yield service
     finally:

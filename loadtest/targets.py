@@ -57,8 +57,10 @@ def start_baseline(
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
     port: int | None = None,
+    settle: bool = False,
 ) -> server.RunningService:
-    """Import the champions and launch the baseline under gunicorn in its own process group.
+    """Import the champions and launch the baseline under gunicorn in its own process group
+    (``settle``: as ``server.start``).
 
     Like ``server.start``, the child reads its settings from the environment: ``env`` adds the
     variables that ``settings`` came from when they are not in ``os.environ``."""
@@ -77,6 +79,8 @@ def start_baseline(
     url = f"http://127.0.0.1:{port}"
     try:
         server.wait_ready(url, process)
+        if settle:
+            server.wait_settled(process)
     except Exception:
         server.stop(process)
         raise
@@ -98,10 +102,13 @@ def launched(
         yield Target(url.rstrip("/"), None)
         return
     if target == "baseline":
-        running = start_baseline(settings, env, log_path=out_dir / "baseline.log")
+        running = start_baseline(settings, env, log_path=out_dir / "baseline.log", settle=True)
     else:
         running = server.start(
-            settings, {**(env or {}), **LEADRISK_ENV[target]}, log_path=out_dir / "service.log"
+            settings,
+            {**(env or {}), **LEADRISK_ENV[target]},
+            log_path=out_dir / "service.log",
+            settle=True,
         )
     try:
         yield Target(running.url, running.process.pid)
