@@ -23,8 +23,8 @@ import cloudpickle
 
 from features import store as feature_store
 from features import tables
-from leadrisk.catalog import LEAD, RISK
-from leadrisk.settings import get_settings
+from leadrisk.catalog import LEAD, RISK, ModelKind
+from leadrisk.settings import Settings, get_settings
 from service.packaging import MODEL_FILE, bentoml_home, serving_tags
 from service.prediction_log import PredictionLog
 from service.schemas import LeadRequest
@@ -33,7 +33,8 @@ from service.scorer import TOP_REASONS, Scorer, ServedModel
 BATCHES = (1, 8, 32)
 
 
-def _served(settings, kind) -> ServedModel:
+def served_model(settings: Settings, kind: ModelKind) -> ServedModel:
+    """A served champion, loaded from the data folder's BentoML store as the service loads it."""
     name, version = serving_tags(settings)[kind.registered_name].split(":")
     path = bentoml_home(settings) / "models" / name / version / MODEL_FILE
     if not path.exists():
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args()
     settings = get_settings()
-    lead, risk = _served(settings, LEAD), _served(settings, RISK)
+    lead, risk = served_model(settings, LEAD), served_model(settings, RISK)
     log = PredictionLog(Path(tempfile.mkdtemp(prefix="bench-scorer-")))
     scorer = Scorer(feature_store.open_store(settings), lead, risk, log, profiles=None)
     scorer.warm_up()

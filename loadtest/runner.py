@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -74,7 +75,21 @@ def hardware() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "cpu_model": model,
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "reference_loop_ms": reference_loop_ms(),
     }
+
+
+def reference_loop_ms(iterations: int = 1_000_000) -> float:
+    """Best of 3 timings of a plain Python loop: how fast one core runs Python right now. Virtual
+    machines of the same kind differ by 2x or more, so runs are compared only alongside it."""
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(iterations):
+            total += i
+        timings.append(time.perf_counter() - started)
+    return round(min(timings) * 1000, 1)
 
 
 def entity_ids(settings: Settings) -> dict[str, list[int]]:
