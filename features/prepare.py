@@ -93,6 +93,7 @@ def prepare(
         )
     for name, file in written.items():
         progress(f"wrote {name}: {file}")
+    tables.record_sources(out, list(written), source)
     if tables.TRANSACTIONS.name in written:
         progress("computing windowed transaction snapshots ...")
         snapshots, rows = aggregates.build_snapshots(

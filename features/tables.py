@@ -7,6 +7,7 @@ label can never be read as a feature.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -202,3 +203,21 @@ def read_table(spec: TableSpec, tables_dir: Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `leadrisk data prepare` first")
     return pd.read_parquet(path)
+
+
+SOURCES_FILE = "sources.json"
+
+
+def record_sources(tables_dir: Path, names: list[str], source: str) -> None:
+    """Note which source wrote the tables ``names`` (lineage for training runs)."""
+    path = tables_dir / SOURCES_FILE
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    recorded.update(dict.fromkeys(names, source))
+    path.write_text(json.dumps(recorded, indent=2, sort_keys=True))
+
+
+def source_of(spec: TableSpec, tables_dir: Path) -> str:
+    """The source that last wrote ``spec``'s table, "unknown" if none was recorded."""
+    path = tables_dir / SOURCES_FILE
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    return recorded.get(spec.name, "unknown")

@@ -86,7 +86,9 @@ def features_materialize(incremental: bool) -> None:
 # --- training and registry ------------------------------------------------------------------
 @main.command("train")
 @click.argument("model", type=click.Choice(["lead", "risk"]))
-@click.option("--source", default=None, help="Data source recorded as lineage (default: auto).")
+@click.option(
+    "--source", default=None, help="Data source recorded as lineage (default: what prepared it)."
+)
 def train_model(model: str, source: str | None) -> None:
     """Train, evaluate and register a model; print the run summary."""
     from training.summary import print_summary
@@ -98,11 +100,11 @@ def train_model(model: str, source: str | None) -> None:
 
 
 def _data_source(settings: Settings, model: str) -> str:
-    from features.prepare import real_data_available
+    """The source ``leadrisk data prepare`` recorded for the model's entity table."""
+    from features import tables
 
-    if real_data_available(settings):
-        return "x_education" if model == "lead" else "amlsim"
-    return "synthetic"
+    spec = tables.LEADS if model == "lead" else tables.CUSTOMERS
+    return tables.source_of(spec, settings.tables_dir)
 
 
 @main.group()

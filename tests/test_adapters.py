@@ -373,6 +373,12 @@ def test_small_valid_inputs_load(x_small, aml_small, tmp_path: Path, env_for) ->
     assert len(leads) == 20
     written = prepare("amlsim", settings, tmp_path / "aml", progress=quiet)
     assert len(pd.read_parquet(written[tables.TRANSACTIONS.name])) == 24
+    # each table remembers its source: training runs record it as lineage
+    assert tables.source_of(tables.CUSTOMERS, settings.tables_dir) == "amlsim"
+    assert tables.source_of(tables.LEADS, settings.tables_dir) == "unknown"
+    prepare("x_education", settings, tmp_path / "x" / LEADS_CSV, progress=quiet)
+    assert tables.source_of(tables.LEADS, settings.tables_dir) == "x_education"
+    assert tables.source_of(tables.TRANSACTIONS, settings.tables_dir) == "amlsim"
 
 
 @pytest.mark.parametrize("case", list(X_CASES))
