@@ -120,8 +120,9 @@ def test_x_education_prepare_writes_the_canonical_schema(real, env_for, tmp_path
     for spec in (tables.LEADS, tables.LEAD_LABELS):
         assert pq.read_schema(written[spec.name]).equals(spec.schema)
     assert sorted(p.name for p in settings.tables_dir.iterdir()) == sorted(
-        [tables.LEADS.filename, tables.LEAD_LABELS.filename]
+        [tables.LEADS.filename, tables.LEAD_LABELS.filename, tables.SOURCES_FILE]
     )
+    assert tables.source_of(tables.LEAD_LABELS, settings.tables_dir) == "x_education"
 
 
 # --- AMLSim ---------------------------------------------------------------------------------------
