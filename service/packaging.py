@@ -56,6 +56,9 @@ def child_env(settings: Settings) -> dict[str, str]:
 def import_champions(settings: Settings) -> dict[str, str]:
     """Copy each champion into this world's BentoML store, in a child process (BentoML's store
     location is fixed per process); returns name -> tag."""
+    unchanged = _unchanged_import(settings)
+    if unchanged is not None:
+        return unchanged
     result = subprocess.run(
         [sys.executable, "-m", "service.packaging"],
         cwd=PROJECT_ROOT,
@@ -69,6 +72,27 @@ def import_champions(settings: Settings) -> dict[str, str]:
     if result.returncode != 0:
         raise RuntimeError(f"importing champions failed:\n{result.stderr[-3000:]}")
     return json.loads((settings.data_dir / SERVING_MODELS_FILE).read_text())
+
+
+def _unchanged_import(settings: Settings) -> dict[str, str] | None:
+    """The last import's tags if nothing can have changed since: the embedded (SQLite) MLflow
+    store has not been written after it and the imported models are still in the store. The
+    import itself spends ~20 s importing MLflow and BentoML, on every server start otherwise."""
+    tags_file = settings.data_dir / SERVING_MODELS_FILE
+    prefix = "sqlite:///"
+    if not settings.mlflow_uri.startswith(prefix) or not tags_file.exists():
+        return None
+    database = Path(settings.mlflow_uri.removeprefix(prefix))
+    files = [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-journal")]
+    written = [path.stat().st_mtime for path in files if path.exists()]
+    if not written or max(written) >= tags_file.stat().st_mtime:
+        return None
+    tags = json.loads(tags_file.read_text())
+    for tag in tags.values():
+        name, version = tag.split(":")
+        if not (bentoml_home(settings) / "models" / name / version / MODEL_FILE).exists():
+            return None
+    return tags
 
 
 def _import_champions(settings: Settings) -> dict[str, str]:

@@ -18,6 +18,7 @@ from features import store as feature_store
 from features import tables
 from leadrisk.catalog import LEAD, RISK
 from loadtest import server
+from service import packaging
 from service.prediction_log import read_entries
 from training import registry
 
@@ -221,6 +222,27 @@ def test_service_scores_equal_offline_pipeline(service, trained_settings, kind):
     champion = registry.alias_version(client, kind.registered_name, registry.CHAMPION)
     model = registry.load_version(kind.registered_name, champion.version)
     np.testing.assert_allclose(online_scores, model.predict_proba(offline), rtol=0, atol=1e-9)
+
+
+def test_champion_import_is_skipped_only_while_the_registry_is_unchanged(trained_settings):
+    """Server start-up skips the champion import (a subprocess importing MLflow and BentoML)
+    when the embedded MLflow store was not written since the last import; any write to it, such
+    as an alias move, or a missing model file, makes it import again."""
+    tags = packaging.import_champions(trained_settings)
+    assert packaging._unchanged_import(trained_settings) == tags
+    client = registry.connect(trained_settings)
+    client.set_registered_model_tag(LEAD.registered_name, "touched", str(time.time()))
+    assert packaging._unchanged_import(trained_settings) is None
+    assert packaging.import_champions(trained_settings) == tags
+    assert packaging._unchanged_import(trained_settings) == tags
+    name, version = tags[RISK.registered_name].split(":")
+    model_file = packaging.bentoml_home(trained_settings) / "models" / name / version
+    moved = model_file.with_name(version + ".moved")
+    model_file.rename(moved)
+    try:
+        assert packaging._unchanged_import(trained_settings) is None
+    finally:
+        moved.rename(model_file)
 
 
 def test_acknowledged_predictions_survive_a_crash(trained_settings):
