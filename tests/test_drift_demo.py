@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -82,6 +83,14 @@ def demo_settings(tmp_path_factory, webhook, env_for):
     return settings
 
 
+@pytest.fixture(scope="module")
+def demo_service(demo_settings):
+    """One server for both tests: it reads each re-materialization from the online store."""
+    running = server.start(demo_settings)
+    yield running
+    server.stop(running.process)
+
+
 def _drifted_lead_ids(settings) -> list[int]:
     leads = tables.read_table(tables.LEADS, settings.tables_dir)
     return leads.loc[leads["created_at"] >= pd.Timestamp(DRIFT_START), "lead_id"].tolist()
@@ -95,35 +104,35 @@ def _next_window(length_s: float) -> datetime:
 
 
 def _send(url: str, ids: list[int]) -> None:
-    with requests.Session() as session:
-        for lead_id in ids:
-            response = session.post(f"{url}/score_lead", json={"lead_id": lead_id}, timeout=30)
+    """Single-lead requests from 8 concurrent clients, as a CRM would send them."""
+
+    def post(lead_id: int) -> requests.Response:
+        return requests.post(f"{url}/score_lead", json={"lead_id": lead_id}, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for response in pool.map(post, ids):
             assert response.status_code == 200, response.text
 
 
-def test_injected_drift_is_detected_and_alerted(demo_settings):
+def test_injected_drift_is_detected_and_alerted(demo_settings, demo_service):
     settings = demo_settings
     window_s = WINDOW_MINUTES * 60
-    running = server.start(settings)
     found = []
-    try:
-        for shifts, expected in SHIFTS:
-            spec = DriftSpec(start=DRIFT_START, shifts=shifts)
-            prepare("synthetic", settings, drift=spec, progress=lambda _: None)
-            feature_store.materialize(settings, progress=lambda _: None)
-            since = _next_window(window_s)
-            _send(running.url, _drifted_lead_ids(settings)[:600])
-            until = _next_window(window_s)
-            time.sleep(window_s + 1.5)  # the window closes, then the writer flushes it
-            report, html, _ = drift_for(settings, "lead", since=since, until=until)
-            flagged = set(drift.drifted_features(report))
-            found.append((shifts, expected, flagged))
-            assert html.exists()
-            facts = drift.alert_facts(report)
-            fired = alerts.evaluate(settings, facts)
-            assert any(a.rule == "drifted_share" for a in fired), facts
-    finally:
-        server.stop(running.process)
+    for shifts, expected in SHIFTS:
+        spec = DriftSpec(start=DRIFT_START, shifts=shifts)
+        prepare("synthetic", settings, drift=spec, progress=lambda _: None)
+        feature_store.materialize(settings, progress=lambda _: None)
+        since = _next_window(window_s)
+        _send(demo_service.url, _drifted_lead_ids(settings)[:600])
+        until = _next_window(window_s)
+        time.sleep(window_s + 1.5)  # the window closes, then the writer flushes it
+        report, html, _ = drift_for(settings, "lead", since=since, until=until)
+        flagged = set(drift.drifted_features(report))
+        found.append((shifts, expected, flagged))
+        assert html.exists()
+        facts = drift.alert_facts(report)
+        fired = alerts.evaluate(settings, facts)
+        assert any(a.rule == "drifted_share" for a in fired), facts
 
     true_positive = sum(len(flagged & expected) for _, expected, flagged in found)
     flagged_total = sum(len(flagged) for _, _, flagged in found)
@@ -140,19 +149,15 @@ def test_injected_drift_is_detected_and_alerted(demo_settings):
     assert all("rule" in body for body in _Receiver.received)
 
 
-def test_undrifted_traffic_raises_no_feature_drift(demo_settings):
+def test_undrifted_traffic_raises_no_feature_drift(demo_settings, demo_service):
     """The same detector on traffic without drift stays quiet (the false-alarm side)."""
     settings = demo_settings
     prepare("synthetic", settings, progress=lambda _: None)
     feature_store.materialize(settings, progress=lambda _: None)
-    running = server.start(settings)
     window_s = WINDOW_MINUTES * 60
-    try:
-        since = _next_window(window_s)
-        _send(running.url, _drifted_lead_ids(settings)[:600])
-        until = _next_window(window_s)
-        time.sleep(window_s + 1.5)
-    finally:
-        server.stop(running.process)
+    since = _next_window(window_s)
+    _send(demo_service.url, _drifted_lead_ids(settings)[:600])
+    until = _next_window(window_s)
+    time.sleep(window_s + 1.5)
     report, _, _ = drift_for(settings, "lead", since=since, until=until)
     assert drift.drifted_features(report) == []
