@@ -24,18 +24,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from features import store as feature_store
-from features import tables
 from leadrisk.catalog import LEAD, RISK
 from leadrisk.scoring import ScoringModel
 from leadrisk.settings import Settings, get_settings
-from loadtest.bench_scorer import BATCHES, served_model
+from loadtest.bench_scorer import BATCHES, batch_calls, warm_scorer
 from monitoring.profiler import ProfileWriter
 from monitoring.served_rows import ServedRows
 from monitoring.whylogs_compat import why
-from service.prediction_log import PredictionLog
-from service.schemas import LeadRequest
-from service.scorer import Scorer
 
 
 def _cpu_ms(call: Callable[[], object], repeat: int = 1) -> float:
@@ -50,27 +45,14 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=1000)
     args = parser.parse_args()
     settings = get_settings()
-    lead, risk = served_model(settings, LEAD), served_model(settings, RISK)
     scratch = Path(tempfile.mkdtemp(prefix="bench-profiling-"))
-    scorer = Scorer(
-        feature_store.open_store(settings), lead, risk, PredictionLog(scratch), profiles=None
-    )
-    scorer.warm_up()
+    scorer, ids = warm_scorer(settings, scratch)
+    score = batch_calls(scorer, ids)
     # profiles go to the scratch folder; flushes are timed here, not left to the writer's thread
     monitoring = settings.monitoring.model_copy(
         update={"flush_interval_s": 3600.0, "profile_store": str(scratch / "profiles")}
     )
     writer_settings = settings.model_copy(update={"monitoring": monitoring})
-    ids = {
-        kind.key: tables.read_table(spec, settings.tables_dir)[spec.key].astype(int).tolist()
-        for kind, spec in ((LEAD, tables.LEADS), (RISK, tables.CUSTOMERS))
-    }
-    score = {
-        LEAD.key: lambda n: scorer.score_leads(
-            [LeadRequest(lead_id=i) for i in random.sample(ids[LEAD.key], n)]
-        ),
-        RISK.key: lambda n: scorer.score_customers(random.sample(ids[RISK.key], n)),
-    }
     print("CPU ms per scored batch: serving process (rows + pickle), writer (unpickle + queue +")
     print("profile at flush), and profiling's share of the scoring call's own CPU")
     print(f"{'model':<6}{'rows':>5}{'serving':>9}{'writer':>8}{'scoring':>9}{'share':>8}")

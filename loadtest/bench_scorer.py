@@ -45,6 +45,30 @@ def served_model(settings: Settings, kind: ModelKind) -> ServedModel:
     return ServedModel(kind, version, model)
 
 
+def warm_scorer(settings: Settings, log_dir: Path) -> tuple[Scorer, dict[str, list[int]]]:
+    """The scorer the service runs (served champions, online store, prediction log in
+    ``log_dir``, no profiling), warmed up, and the stored ids of each model's entities."""
+    lead, risk = served_model(settings, LEAD), served_model(settings, RISK)
+    log = PredictionLog(log_dir)
+    scorer = Scorer(feature_store.open_store(settings), lead, risk, log, profiles=None)
+    scorer.warm_up()
+    ids = {
+        kind.key: tables.read_table(spec, settings.tables_dir)[spec.key].astype(int).tolist()
+        for kind, spec in ((LEAD, tables.LEADS), (RISK, tables.CUSTOMERS))
+    }
+    return scorer, ids
+
+
+def batch_calls(scorer: Scorer, ids: dict[str, list[int]]) -> dict[str, Callable[[int], list]]:
+    """Per model, a call that scores ``n`` distinct random stored entities by id."""
+    return {
+        LEAD.key: lambda n: scorer.score_leads(
+            [LeadRequest(lead_id=i) for i in random.sample(ids[LEAD.key], n)]
+        ),
+        RISK.key: lambda n: scorer.score_customers(random.sample(ids[RISK.key], n)),
+    }
+
+
 def _ms_per_call(call: Callable[[], object], calls: int) -> float:
     for _ in range(3):
         call()
@@ -59,22 +83,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args()
     settings = get_settings()
-    lead, risk = served_model(settings, LEAD), served_model(settings, RISK)
-    log = PredictionLog(Path(tempfile.mkdtemp(prefix="bench-scorer-")))
-    scorer = Scorer(feature_store.open_store(settings), lead, risk, log, profiles=None)
-    scorer.warm_up()
-    ids = {
-        kind.key: tables.read_table(spec, settings.tables_dir)[spec.key].astype(int).tolist()
-        for kind, spec in ((LEAD, tables.LEADS), (RISK, tables.CUSTOMERS))
-    }
-    calls = {
-        "lead": lambda n: scorer.score_leads(
-            [LeadRequest(lead_id=random.choice(ids[LEAD.key])) for _ in range(n)]
-        ),
-        "risk": lambda n: scorer.score_customers(random.sample(ids[RISK.key], n)),
-    }
+    scorer, ids = warm_scorer(settings, Path(tempfile.mkdtemp(prefix="bench-scorer-")))
+    lead, risk = scorer.models[LEAD.key], scorer.models[RISK.key]
     print("scorer call (Feast read, model, reasons, prediction log, metrics), ms per call:")
-    for name, score in calls.items():
+    for name, score in batch_calls(scorer, ids).items():
         row = "  ".join(
             f"{n} rows {_ms_per_call(partial(score, n), max(10, args.calls // n)):7.2f}"
             for n in BATCHES
