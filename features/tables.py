@@ -210,14 +210,15 @@ SOURCES_FILE = "sources.json"
 
 def record_sources(tables_dir: Path, names: list[str], source: str) -> None:
     """Note which source wrote the tables ``names`` (lineage for training runs)."""
-    path = tables_dir / SOURCES_FILE
-    recorded = json.loads(path.read_text()) if path.exists() else {}
-    recorded.update(dict.fromkeys(names, source))
-    path.write_text(json.dumps(recorded, indent=2, sort_keys=True))
+    recorded = _recorded_sources(tables_dir) | dict.fromkeys(names, source)
+    (tables_dir / SOURCES_FILE).write_text(json.dumps(recorded, indent=2, sort_keys=True))
 
 
 def source_of(spec: TableSpec, tables_dir: Path) -> str:
     """The source that last wrote ``spec``'s table, "unknown" if none was recorded."""
+    return _recorded_sources(tables_dir).get(spec.name, "unknown")
+
+
+def _recorded_sources(tables_dir: Path) -> dict[str, str]:
     path = tables_dir / SOURCES_FILE
-    recorded = json.loads(path.read_text()) if path.exists() else {}
-    return recorded.get(spec.name, "unknown")
+    return json.loads(path.read_text()) if path.exists() else {}

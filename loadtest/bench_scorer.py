@@ -25,7 +25,7 @@ from features import store as feature_store
 from features import tables
 from leadrisk.catalog import LEAD, RISK, ModelKind
 from leadrisk.settings import Settings, get_settings
-from service.packaging import MODEL_FILE, bentoml_home, serving_tags
+from service.packaging import imported_model_file, serving_tags
 from service.prediction_log import PredictionLog
 from service.schemas import LeadRequest
 from service.scorer import TOP_REASONS, Scorer, ServedModel
@@ -35,14 +35,14 @@ BATCHES = (1, 8, 32)
 
 def served_model(settings: Settings, kind: ModelKind) -> ServedModel:
     """A served champion, loaded from the data folder's BentoML store as the service loads it."""
-    name, version = serving_tags(settings)[kind.registered_name].split(":")
-    path = bentoml_home(settings) / "models" / name / version / MODEL_FILE
+    tag = serving_tags(settings)[kind.registered_name]
+    path = imported_model_file(settings, tag)
     if not path.exists():
         raise SystemExit(f"{path} not found: run `leadrisk loadtest run --profile smoke` once")
     with open(path, "rb") as handle:
         model = cloudpickle.load(handle)
     model.limit_threads(settings.service.model_threads)
-    return ServedModel(kind, version, model)
+    return ServedModel(kind, tag.split(":")[1], model)
 
 
 def warm_scorer(settings: Settings, log_dir: Path) -> tuple[Scorer, dict[str, list[int]]]:

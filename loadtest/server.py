@@ -104,6 +104,13 @@ def start(
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+    wait_started(url, process, settle)
+    return RunningService(url, process, log_path)
+
+
+def wait_started(url: str, process: subprocess.Popen, settle: bool = False) -> None:
+    """Wait until ``/readyz`` answers (with ``settle``, until the processes are idle too); a
+    server that never gets there is stopped."""
     try:
         wait_ready(url, process)
         if settle:
@@ -111,7 +118,6 @@ def start(
     except Exception:
         stop(process)
         raise
-    return RunningService(url, process, log_path)
 
 
 def stop(process: subprocess.Popen, timeout: float = 30) -> None:

@@ -77,13 +77,7 @@ def start_baseline(
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        server.wait_ready(url, process)
-        if settle:
-            server.wait_settled(process)
-    except Exception:
-        server.stop(process)
-        raise
+    server.wait_started(url, process, settle)
     return server.RunningService(url, process, log_path)
 
 

@@ -34,6 +34,12 @@ def bentoml_home(settings: Settings) -> Path:
     return settings.data_dir / "bentoml"
 
 
+def imported_model_file(settings: Settings, tag: str) -> Path:
+    """Where the import put the pickled ``ScoringModel`` of ``tag`` ("name:version")."""
+    name, version = tag.split(":")
+    return bentoml_home(settings) / "models" / name / version / MODEL_FILE
+
+
 def use_bentoml_home(settings: Settings) -> None:
     """Point BentoML at the project's own store (set before bentoml is imported)."""
     os.environ.setdefault("BENTOML_HOME", str(bentoml_home(settings)))
@@ -88,10 +94,8 @@ def _unchanged_import(settings: Settings) -> dict[str, str] | None:
     if not written or max(written) >= tags_file.stat().st_mtime:
         return None
     tags = json.loads(tags_file.read_text())
-    for tag in tags.values():
-        name, version = tag.split(":")
-        if not (bentoml_home(settings) / "models" / name / version / MODEL_FILE).exists():
-            return None
+    if not all(imported_model_file(settings, tag).exists() for tag in tags.values()):
+        return None
     return tags
 
 

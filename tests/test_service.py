@@ -235,9 +235,8 @@ def test_champion_import_is_skipped_only_while_the_registry_is_unchanged(trained
     assert packaging._unchanged_import(trained_settings) is None
     assert packaging.import_champions(trained_settings) == tags
     assert packaging._unchanged_import(trained_settings) == tags
-    name, version = tags[RISK.registered_name].split(":")
-    model_file = packaging.bentoml_home(trained_settings) / "models" / name / version
-    moved = model_file.with_name(version + ".moved")
+    model_file = packaging.imported_model_file(trained_settings, tags[RISK.registered_name]).parent
+    moved = model_file.with_name(model_file.name + ".moved")
     model_file.rename(moved)
     try:
         assert packaging._unchanged_import(trained_settings) is None
