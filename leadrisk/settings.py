@@ -80,6 +80,10 @@ class ServiceSettings(BaseModel):
     # connections spread over the processes (0: never)
     max_requests_per_connection: int = 50
     batching: bool = True
+    # BentoML's tracing configuration (exporter_type, sample_rate, otlp/zipkin/jaeger options),
+    # passed as is. None: no OpenTelemetry span per request; BentoML otherwise opens one for every
+    # request even with no exporter, ~2 ms of the event loop per request (docs/benchmarks.md).
+    tracing: dict[str, Any] | None = None
     auth_token: str | None = None
     timeout_s: int = 60
     batch_upload_max_rows: int = 100_000

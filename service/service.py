@@ -63,6 +63,9 @@ READY_CACHE_S = 2.0
 # Per-request access logs are off: each line crosses a pipe to the `bentoml serve` supervisor,
 # which cost ~40% of a core at 200 req/s. Every prediction is in leadrisk's prediction log.
 QUIET = {"access": {"enabled": False}}
+# With tracing unset, every path is excluded from BentoML's OpenTelemetry middleware, which then
+# passes requests straight through instead of opening a span that nothing exports.
+UNTRACED = {"excluded_urls": [".*"]}
 
 
 def _load(bento_model: bentoml.Model):
@@ -75,6 +78,7 @@ def _load(bento_model: bentoml.Model):
     workers=SERVICE.workers,
     traffic={"timeout": SERVICE.timeout_s},
     logging=QUIET,
+    tracing=SERVICE.tracing or UNTRACED,
 )
 class LeadRisk:
     """Lead scoring and customer risk over HTTP.
