@@ -136,7 +136,7 @@ class Scorer:
     def lead_frame_from_payloads(self, payloads: list[dict[str, Any]]) -> pd.DataFrame:
         """Feature rows for leads not yet in the store, derived by the registered on-demand view."""
         raw = pd.DataFrame(payloads)
-        derived = self._derive_lead(raw)
+        derived = pd.DataFrame(self._derive_lead(raw.to_dict("list")), index=raw.index)
         return pd.concat([raw, derived], axis=1)[self._columns[LEAD.key]]
 
     def batch_scorer(self, model: str) -> Callable[[list], list]:

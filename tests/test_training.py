@@ -115,8 +115,10 @@ def lead_rows(trained_settings: Settings) -> pd.DataFrame:
 def _with_derived(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Recompute the on-demand features with the registered transformation."""
     view = definitions(settings)["lead_engagement_derived"]
-    derived = view.feature_transformation.transform(frame[tables.LEAD_ENGAGEMENT_NUMERIC])
-    return frame.assign(**{c: derived[c] for c in derived.columns})
+    derived = view.feature_transformation.transform(
+        frame[tables.LEAD_ENGAGEMENT_NUMERIC].to_dict("list")
+    )
+    return frame.assign(**derived)
 
 
 def test_more_time_on_website_raises_the_score(lead_model, lead_rows, trained_settings) -> None:
