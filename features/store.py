@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import yaml
 from feast import FeatureService, FeatureStore, FeatureView
 from feast.repo_config import RepoConfig
-from feast.types import String
+from feast.types import Float64, String
 
 from features.definitions import definitions
 from leadrisk.settings import PROJECT_ROOT, Settings
@@ -199,16 +200,68 @@ def _with_utc_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True).assign(**{EVENT_TIMESTAMP: timestamps})
 
 
+@dataclass(frozen=True)
+class OnlineRows:
+    """One online read: the features in input order, and which entities the store knows."""
+
+    frame: pd.DataFrame
+    found: np.ndarray  # per row: at least one stored (not on-demand) feature has a value
+
+
+class OnlineReader:
+    """Reads one FeatureService online; what does not change between reads is resolved once."""
+
+    def __init__(self, store: FeatureStore, service: str | FeatureService) -> None:
+        self.store = store
+        self.service = feature_service(store, service) if isinstance(service, str) else service
+        self.columns = feature_columns(self.service)
+        on_demand = {view.name for view in store.list_on_demand_feature_views()}
+        self.stored_columns = [
+            feature.name
+            for projection in self.service.feature_view_projections
+            if projection.name not in on_demand
+            for feature in projection.features
+        ]
+        self._dtypes = {
+            feature.name: FRAME_DTYPES.get(feature.dtype)
+            for projection in self.service.feature_view_projections
+            for feature in projection.features
+        }
+
+    def read(self, entity_rows: list[dict[str, Any]]) -> OnlineRows:
+        """Latest online features of each entity row (one Feast call)."""
+        values = self.store.get_online_features(
+            features=self.service, entity_rows=entity_rows
+        ).to_dict()
+        keys = [c for c in values if c in entity_rows[0]] if entity_rows else []
+        # typed arrays: pandas would otherwise infer every column's type from its Python values
+        frame = pd.DataFrame(
+            {
+                **{key: values[key] for key in keys},
+                **{c: _typed(values[c], self._dtypes[c]) for c in self.columns},
+            }
+        )
+        stored = [values[c] for c in self.stored_columns]
+        found = np.array(
+            [any(v is not None and v == v for v in row) for row in zip(*stored, strict=True)],
+            dtype=bool,
+        )
+        return OnlineRows(frame, found)
+
+
+FRAME_DTYPES: dict[Any, Any] = {Float64: np.float64, String: object}
+
+
+def _typed(values: list, dtype: Any) -> Any:
+    """NumPy array of a known type (None becomes NaN for numbers); anything else as is."""
+    return values if dtype is None else np.array(values, dtype=dtype)
+
+
 def online_features(
     store: FeatureStore, service: str | FeatureService, entity_rows: list[dict[str, Any]]
 ) -> pd.DataFrame:
     """Latest online features for each entity row, one row per entity, in input order."""
-    if isinstance(service, str):
-        service = feature_service(store, service)
-    response = store.get_online_features(features=service, entity_rows=entity_rows)
-    frame = pd.DataFrame(response.to_dict())
-    keys = [c for c in frame.columns if c in entity_rows[0]] if entity_rows else []
-    return frame[keys + feature_columns(service)]
+    return OnlineReader(store, service).read(entity_rows).frame
 
 
 def as_of_now() -> datetime:

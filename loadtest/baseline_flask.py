@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from feast import FeatureService, FeatureStore
+from feast import FeatureStore
 from flask import Flask, Response, jsonify, request
 
 from features import store as feature_store
@@ -31,20 +31,13 @@ TOP_REASONS = 3
 
 
 class Champion:
-    """One served model with its FeatureService and the columns that come from stored views."""
+    """One served model with the reader of its FeatureService."""
 
     def __init__(self, kind: ModelKind, model: ScoringModel, version: str, store: FeatureStore):
         self.kind = kind
         self.model = model
         self.version = version
-        self.service: FeatureService = feature_store.feature_service(store, kind.feature_service)
-        on_demand = {view.name for view in store.list_on_demand_feature_views()}
-        self.stored_columns = [
-            feature.name
-            for projection in self.service.feature_view_projections
-            if projection.name not in on_demand
-            for feature in projection.features
-        ]
+        self.reader = feature_store.OnlineReader(store, kind.feature_service)
 
 
 def load_champion(settings: Settings, kind: ModelKind, store: FeatureStore) -> Champion:
@@ -60,12 +53,12 @@ def load_champion(settings: Settings, kind: ModelKind, store: FeatureStore) -> C
     return Champion(kind, model, bento_model.info.labels["mlflow_version"], store)
 
 
-def score(store: FeatureStore, champion: Champion, ids: list[int]) -> list[dict[str, Any]]:
+def score(champion: Champion, ids: list[int]) -> list[dict[str, Any]]:
     """One Feast call and one model call for ``ids``; unknown ids come back as errors."""
     key = champion.kind.entity_key
-    frame = feature_store.online_features(store, champion.service, [{key: i} for i in ids])
-    known = frame[champion.stored_columns].notna().any(axis=1).to_numpy()
-    found = frame[known].reset_index(drop=True)
+    online = champion.reader.read([{key: i} for i in ids])
+    known = online.found
+    found = online.frame[known].reset_index(drop=True)
     rows: list[dict[str, Any]] = [{"error": f"unknown {key} {i}", "field": key} for i in ids]
     if found.empty:
         return rows
@@ -134,7 +127,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         entity_id = _entity_id(request.get_json(silent=True), key)
         if entity_id is None:
             return _error(422, f"{key} must be a non-negative integer", key)
-        (row,) = score(store, champion, [entity_id])
+        (row,) = score(champion, [entity_id])
         if "error" in row:
             return _error(404, row["error"], row["field"])
         return jsonify(row)
@@ -156,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             return _error(422, "model must be 'lead' or 'risk'", "model")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
             return _error(422, "ids must be a non-empty list of integers", "ids")
-        rows = score(store, champion, ids)
+        rows = score(champion, ids)
         failed = sum("error" in row for row in rows)
         return jsonify(
             {
@@ -181,7 +174,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             return _error(422, "feedback_id must be a non-empty string", "feedback_id")
         if label not in (0, 1):
             return _error(422, "label must be 0 or 1", "label")
-        (row,) = score(store, champion, [entity_id])
+        (row,) = score(champion, [entity_id])
         if "error" in row:
             return _error(404, row["error"], "entity_id")
         probability = row.get("probability", row.get("p_suspended"))
@@ -212,7 +205,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/readyz")
     def readyz():
-        feature_store.online_features(store, champions[RISK.key].service, [{"customer_id": 0}])
+        champions[RISK.key].reader.read([{"customer_id": 0}])
         return jsonify({"ready": True})
 
     return app

@@ -61,7 +61,7 @@ def main() -> None:
     for kind in (LEAD, RISK):
         for n in BATCHES:
             scoring = _cpu_ms(partial(score[kind.key], n), max(10, 200 // n))
-            sample = [scorer.online(kind, random.sample(ids[kind.key], n)) for _ in range(20)]
+            sample = [scorer.online(kind, random.sample(ids[kind.key], n)).frame for _ in range(20)]
             serving, writer, fixed_ms[kind.key] = _profiling_ms(
                 kind.key, scorer.models[kind.key].model, sample, args.batches, writer_settings
             )

@@ -99,7 +99,7 @@ def main() -> None:
 
 
 def _stage_timings(scorer: Scorer, kind, model, ids: list[int], calls: int) -> dict[str, float]:
-    frame = scorer.online(kind, [ids[0]])
+    frame = scorer.online(kind, [ids[0]]).frame
     prepared = model.prepare(frame)
     transformed = model._transform(prepared)
     stages = {

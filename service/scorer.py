@@ -90,44 +90,29 @@ class Scorer:
         self._derive_lead = store.get_on_demand_feature_view(
             LEAD_DERIVED_VIEW
         ).feature_transformation.udf
-        self._services = {
-            kind.key: feature_store.feature_service(store, kind.feature_service)
+        self._readers = {
+            kind.key: feature_store.OnlineReader(store, kind.feature_service)
             for kind in (LEAD, RISK)
         }
-        self._columns = {
-            key: feature_store.feature_columns(service) for key, service in self._services.items()
-        }
-        on_demand = {view.name for view in store.list_on_demand_feature_views()}
-        self._stored_columns = {
-            key: [
-                feature.name
-                for projection in service.feature_view_projections
-                if projection.name not in on_demand
-                for feature in projection.features
-            ]
-            for key, service in self._services.items()
-        }
 
-    def online(self, kind: ModelKind, ids: Sequence[int]) -> pd.DataFrame:
+    def online(self, kind: ModelKind, ids: Sequence[int]) -> feature_store.OnlineRows:
         """Online features of ``ids`` (one Feast call); raises FeatureStoreUnavailable."""
         started = time.perf_counter()
         try:
-            frame = feature_store.online_features(
-                self.store, self._services[kind.key], [{kind.entity_key: int(i)} for i in ids]
-            )
+            rows = self._readers[kind.key].read([{kind.entity_key: int(i)} for i in ids])
         except Exception as err:  # any backend error (sqlite, redis, network) means unavailable
             metrics.FEATURE_STORE_ERRORS.labels(feature_service=kind.feature_service).inc()
             raise FeatureStoreUnavailable(f"online feature store unreachable: {err}") from err
         metrics.FEATURE_STORE_LATENCY.labels(feature_service=kind.feature_service).observe(
             time.perf_counter() - started
         )
-        return frame
+        return rows
 
     def warm_up(self) -> None:
         """Run each model's whole path once (store read, transform, explanation) unrecorded, so
         the first real requests do not pay for lazy imports and caches."""
         for kind in (LEAD, RISK):
-            self.models[kind.key].model.assess(self.online(kind, [0]), TOP_REASONS)
+            self.models[kind.key].model.assess(self.online(kind, [0]).frame, TOP_REASONS)
 
     def ping(self) -> None:
         """Cheap read used by readiness checks; raises FeatureStoreUnavailable."""
@@ -137,7 +122,7 @@ class Scorer:
         """Feature rows for leads not yet in the store, derived by the registered on-demand view."""
         raw = pd.DataFrame(payloads)
         derived = pd.DataFrame(self._derive_lead(raw.to_dict("list")), index=raw.index)
-        return pd.concat([raw, derived], axis=1)[self._columns[LEAD.key]]
+        return pd.concat([raw, derived], axis=1)[self._readers[LEAD.key].columns]
 
     def batch_scorer(self, model: str) -> Callable[[list], list]:
         """The batch scoring function of ``model`` ("lead" or "risk"): ``score_leads`` takes
@@ -164,14 +149,14 @@ class Scorer:
         parts, positions, errors = [], [], {}
         if by_id:
             stored = self.online(LEAD, [requests[i].lead_id for i in by_id])
-            known = self._known(LEAD, stored)
+            known = stored.found
             for i, ok in zip(by_id, known, strict=True):
                 if not ok:
                     lead_id = requests[i].lead_id
                     errors[i] = ScoringError(
                         status=404, error=f"unknown lead_id {lead_id}", field="lead_id"
                     )
-            parts.append(stored[known])
+            parts.append(stored.frame[known])
             positions += [i for i, ok in zip(by_id, known, strict=True) if ok]
         if by_payload:
             parts.append(
@@ -200,10 +185,12 @@ class Scorer:
         return outcomes
 
     def _score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
-        stored = self.online(RISK, customer_ids) if customer_ids else pd.DataFrame()
-        known = self._known(RISK, stored) if customer_ids else np.array([], dtype=bool)
+        if customer_ids:
+            stored = self.online(RISK, customer_ids)
+            known, frame = stored.found, stored.frame[stored.found].reset_index(drop=True)
+        else:
+            known, frame = np.array([], dtype=bool), pd.DataFrame()
         positions = np.flatnonzero(known).tolist()
-        frame = stored[known].reset_index(drop=True)
         scored = self._score(RISK, frame, positions, [customer_ids[i] for i in positions])
         model = self.models[RISK.key].model
         patterns = risk_rules.matched_patterns(frame, model.metadata.get("pattern_cuts", {}))
@@ -231,10 +218,6 @@ class Scorer:
                 )
             )
         return outcomes
-
-    def _known(self, kind: ModelKind, frame: pd.DataFrame) -> np.ndarray:
-        """An entity is unknown when the online store has no value at all for it."""
-        return frame[self._stored_columns[kind.key]].notna().any(axis=1).to_numpy()
 
     def _score(
         self, kind: ModelKind, frame: pd.DataFrame, positions: list[int], entity_ids: list

@@ -14,7 +14,7 @@ import pandas as pd
 import psycopg
 import pytest
 import redis
-from feast.types import Int64, String
+from feast.types import Float64, Int64, String
 from sqlalchemy.engine import make_url
 
 from features import aggregates, store, tables
@@ -280,6 +280,27 @@ def test_online_features_equal_historical_features_now(synthetic_settings, kind)
         online, offline[[kind.entity_key, *types]], kind.entity_key, types
     )
     assert non_null > 0.8 * len(ids) * len(types)
+
+
+@pytest.mark.parametrize("kind", [LEAD, RISK], ids=["lead", "risk"])
+def test_online_reader_finds_known_entities_only(synthetic_settings, kind) -> None:
+    """An entity is found when a stored view has a value for it; the on-demand view's values
+    (derived even from nothing) do not count. Numbers come back as float64, strings as object."""
+    feature_store = store.open_store(synthetic_settings)
+    reader = store.OnlineReader(feature_store, kind.feature_service)
+    spec = tables.LEADS if kind is LEAD else tables.CUSTOMERS
+    known = _sample_ids(synthetic_settings, spec, 3, seed=5)
+    unknown = [-1, 10**9]
+    rows = reader.read([{kind.entity_key: i} for i in [unknown[0], *known, unknown[1]]])
+
+    assert rows.found.tolist() == [False, True, True, True, False]
+    assert list(rows.frame.columns) == [kind.entity_key, *reader.columns]
+    assert rows.frame[reader.stored_columns].iloc[[0, -1]].isna().all(axis=None)
+    types = _feature_types(store.feature_service(feature_store, kind.feature_service))
+    for column, dtype in types.items():
+        expected = {String: object, Float64: np.float64}.get(dtype)
+        if expected is not None:
+            assert rows.frame[column].dtype == expected, column
 
 
 # --- Production profile ---------------------------------------------------------------------------
