@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,10 +49,27 @@ def serve(settings: Settings, port: int | None = None) -> int:
         '"last_activity": "SMS Sent"}}\'\n'
         f"  open http://{settings.service.host}:{port}/docs and /dashboard"
     )
-    process = subprocess.run(
-        serve_command(settings, port), cwd=PROJECT_ROOT, env=child_env(settings), check=False
-    )
-    return process.returncode
+    return run_foreground(serve_command(settings, port), child_env(settings))
+
+
+def run_foreground(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` until it exits; SIGINT and SIGTERM sent to this process are passed on.
+
+    The child runs in its own session, so a terminal's Ctrl-C reaches it once, through us, and
+    a signal sent to this process alone (a supervisor, ``kill``) stops the server cleanly with
+    its workers instead of orphaning them."""
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, start_new_session=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        returncode = process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - returncode if returncode < 0 else returncode  # killed by signal N: 128 + N
 
 
 def build(settings: Settings) -> Path:

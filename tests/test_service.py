@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import requests
 
@@ -267,10 +272,25 @@ def test_acknowledged_predictions_survive_a_crash(trained_settings):
         server.stop(restarted.process)
 
 
-def test_auth_required_when_token_configured(trained_settings):
-    running = server.start(trained_settings, env={"LEADRISK_SERVICE__AUTH_TOKEN": "s3cret"})
+def test_serve_with_a_token_then_stop_it_with_sigterm(trained_settings, trained_env, tmp_path):
+    """`leadrisk serve` as a user runs it, with a bearer token: scoring needs the token, health
+    and metrics do not. A SIGTERM to that process alone stops the server and every process
+    under it (nothing orphaned)."""
+    port = server.free_port()
+    url = f"http://{trained_settings.service.host}:{port}"
+    env = {**os.environ, **trained_env, "LEADRISK_SERVICE__AUTH_TOKEN": "s3cret"}
+    leadrisk = str(Path(sys.executable).with_name("leadrisk"))
+    with open(tmp_path / "serve.log", "w") as log:
+        process = subprocess.Popen(
+            [leadrisk, "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    tree: list[psutil.Process] = []
     try:
-        url = running.url
+        server.wait_started(url, process)
         body = {"customer_id": _ids(trained_settings, tables.CUSTOMERS, 1)[0]}
         assert _post(url, "/score_customer", body).status_code == 401
         wrong = {"Authorization": "Bearer nope"}
@@ -281,8 +301,18 @@ def test_auth_required_when_token_configured(trained_settings):
         assert requests.get(f"{url}/models", timeout=TIMEOUT).status_code == 401
         for open_path in ("/livez", "/readyz", "/metrics"):
             assert requests.get(f"{url}{open_path}", timeout=TIMEOUT).status_code == 200
+
+        tree = psutil.Process(process.pid).children(recursive=True)
+        assert len(tree) >= 2  # bentoml serve and its serving process
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        _, alive = psutil.wait_procs(tree, timeout=60)
+        assert not alive, [p.cmdline() for p in alive]
     finally:
-        server.stop(running.process)
+        server.stop(process)
+        for member in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
 
 
 @pytest.fixture
