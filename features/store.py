@@ -200,6 +200,10 @@ def _with_utc_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True).assign(**{EVENT_TIMESTAMP: timestamps})
 
 
+# Feast types whose online values become a typed NumPy column (the rest: pandas infers them)
+FRAME_DTYPES: dict[Any, Any] = {Float64: np.float64, String: object}
+
+
 @dataclass(frozen=True)
 class OnlineRows:
     """One online read: the features in input order, and which entities the store knows."""
@@ -247,9 +251,6 @@ class OnlineReader:
             dtype=bool,
         )
         return OnlineRows(frame, found)
-
-
-FRAME_DTYPES: dict[Any, Any] = {Float64: np.float64, String: object}
 
 
 def _typed(values: list, dtype: Any) -> Any:

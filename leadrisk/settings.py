@@ -82,7 +82,7 @@ class ServiceSettings(BaseModel):
     batching: bool = True
     # BentoML's tracing configuration (exporter_type, sample_rate, otlp/zipkin/jaeger options),
     # passed as is. None: no OpenTelemetry span per request; BentoML otherwise opens one for every
-    # request even with no exporter, ~2 ms of the event loop per request (docs/benchmarks.md).
+    # request even with no exporter, 1-2 ms of CPU per request (docs/service.md).
     tracing: dict[str, Any] | None = None
     auth_token: str | None = None
     timeout_s: int = 60
