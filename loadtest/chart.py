@@ -23,6 +23,14 @@ from loadtest.summary import (  # noqa: E402
 SMOOTH_ROWS = 3
 
 
+def title(target: str, profile: str, result: dict) -> str:
+    """The run in one line: up to which step the SLO held, and the peak throughput."""
+    best = result["max_sustainable_rps"]
+    peak = max((step["achieved_rps"] for step in result["steps"]), default=0.0)
+    held = f"SLO held up to {best:g} req/s" if best else "SLO missed at every step"
+    return f"{target} / {profile}: {held}; peak {peak:.0f} req/s achieved"
+
+
 def draw(
     history: pd.DataFrame,
     steps: list[StepWindow],

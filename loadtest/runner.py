@@ -219,8 +219,7 @@ def run(
             "chart": str(out_dir / "chart.png"),
         },
     }
-    best = result["max_sustainable_rps"]
-    title = f"{target_name} / {profile_name}: max sustainable {best or 'none'} req/s within the SLO"
+    title = chart.title(target_name, profile_name, result)
     chart.draw(history, steps, settings.loadtest, title, out_dir / "chart.png")
     run_result = RunResult(target_name, out_dir, result)
     run_result.summary_path.write_text(json.dumps(result, indent=2))
