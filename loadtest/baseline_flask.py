@@ -57,8 +57,7 @@ def score(champion: Champion, ids: list[int]) -> list[dict[str, Any]]:
     """One Feast call and one model call for ``ids``; unknown ids come back as errors."""
     key = champion.kind.entity_key
     online = champion.reader.read([{key: i} for i in ids])
-    known = online.found
-    found = online.frame[known].reset_index(drop=True)
+    found = online.frame[online.found].reset_index(drop=True)
     rows: list[dict[str, Any]] = [{"error": f"unknown {key} {i}", "field": key} for i in ids]
     if found.empty:
         return rows
@@ -67,7 +66,7 @@ def score(champion: Champion, ids: list[int]) -> list[dict[str, Any]]:
         cuts = champion.model.metadata.get("pattern_cuts", {})
         patterns = risk_rules.matched_patterns(found, cuts)
         high = champion.model.bands[-1].min_score
-    for row, position in enumerate(np.flatnonzero(known)):
+    for row, position in enumerate(np.flatnonzero(online.found)):
         body: dict[str, Any] = {
             key: ids[position],
             "reasons": [_reason(r) for r in assessed.reasons[row]],

@@ -44,17 +44,16 @@ def _materialize(settings: Settings) -> tuple[int, float]:
 
 
 def _online_latency(settings: Settings, ids: np.ndarray, reads: int) -> dict[int, tuple]:
-    store = feature_store.open_store(settings)
-    service = feature_store.feature_service(store, CUSTOMER_RISK_SERVICE)
+    reader = feature_store.OnlineReader(feature_store.open_store(settings), CUSTOMER_RISK_SERVICE)
     rng = np.random.default_rng(0)
     results = {}
     for batch in BATCHES:
         rows = [[{"customer_id": int(i)} for i in rng.choice(ids, batch)] for _ in range(reads)]
-        feature_store.online_features(store, service, rows[0])  # warm caches
+        reader.read(rows[0])  # warm caches
         timings = []
         for entity_rows in rows:
             started = time.perf_counter()
-            feature_store.online_features(store, service, entity_rows)
+            reader.read(entity_rows)
             timings.append((time.perf_counter() - started) * 1000)
         results[batch] = (np.percentile(timings, 50), np.percentile(timings, 99))
     return results
