@@ -12,6 +12,7 @@ requests, no prediction log, no profiling.
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,7 +114,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The Flask app; models load here (once, before gunicorn forks with ``--preload``).
 
     The online store is first read inside the worker (by a request), so no SQLite connection is
-    shared across the fork.
+    shared across the fork. The loaded heap is frozen before the fork, as leadrisk freezes its
+    own after warm-up: full garbage collections then skip it instead of pausing a worker for
+    hundreds of milliseconds (docs/benchmarks.md).
     """
     settings = settings or get_settings()
     store = feature_store.open_store(settings)
@@ -207,4 +210,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         champions[RISK.key].reader.read([{"customer_id": 0}])
         return jsonify({"ready": True})
 
+    gc.collect()
+    gc.freeze()
     return app
