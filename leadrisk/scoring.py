@@ -94,8 +94,18 @@ class ScoringModel:
 
     def _calibrated(self, transformed: np.ndarray) -> np.ndarray:
         slope, intercept = self.calibration
-        raw = _logit(self.pipeline[-1].predict_proba(transformed)[:, 1])
+        raw = self._log_odds(transformed)
         return 1.0 / (1.0 + np.exp(-(slope * raw + intercept)))
+
+    def _log_odds(self, transformed: np.ndarray) -> np.ndarray:
+        """The estimator's uncalibrated log-odds, straight from the booster or the coefficients
+        (scikit-learn's ``predict_proba`` wrappers cost more than the model on small batches)."""
+        model = self.pipeline[-1]
+        if hasattr(model, "booster_"):
+            return model.booster_.predict(transformed, raw_score=True, **_threads(model))
+        if hasattr(model, "coef_"):
+            return transformed @ model.coef_[0] + model.intercept_[0]
+        return _logit(model.predict_proba(transformed)[:, 1])
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the positive class, one per row."""
@@ -141,8 +151,9 @@ class ScoringModel:
     def _contributions(self, transformed: np.ndarray) -> np.ndarray:
         model = self.pipeline[-1]
         if hasattr(model, "booster_"):
-            threads = {"num_threads": model.n_jobs} if (model.n_jobs or 0) > 0 else {}
-            per_column = model.booster_.predict(transformed, pred_contrib=True, **threads)[:, :-1]
+            per_column = model.booster_.predict(transformed, pred_contrib=True, **_threads(model))[
+                :, :-1
+            ]
         elif hasattr(model, "coef_"):
             per_column = transformed * model.coef_[0]
         else:
@@ -206,6 +217,11 @@ def prepare_inputs(frame: pd.DataFrame, numeric: list[str], categorical: list[st
         values = frame[name].to_numpy(dtype=object)
         columns[name] = np.array([v if isinstance(v, str) else np.nan for v in values], object)
     return pd.DataFrame(columns, index=frame.index)
+
+
+def _threads(model: Any) -> dict[str, int]:
+    """LightGBM's thread count for a prediction: the estimator's ``n_jobs`` when set."""
+    return {"num_threads": model.n_jobs} if (model.n_jobs or 0) > 0 else {}
 
 
 def _plain(value: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -281,9 +282,8 @@ class Scorer:
         histogram = metrics.SCORE.labels(model=name, version=served.version)
         for score in scores:
             histogram.observe(float(score))
-        for row in imputed:
-            for feature in row:
-                metrics.IMPUTED.labels(model=name, feature=feature).inc()
+        for feature, count in Counter(f for row in imputed for f in row).items():
+            metrics.IMPUTED.labels(model=name, feature=feature).inc(count)
         if self.profiles is not None:
             self.profiles.submit(name, served.version, ServedRows.of(prepared, scores, bands))
 
