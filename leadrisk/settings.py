@@ -115,6 +115,10 @@ class LoadProfile(BaseModel):
     multiples: list[float] = [1, 2, 3, 4, 6, 8, 10]
     step_seconds: float = 30.0
     ramp_seconds: float = 5.0
+    # Load at the first step's rate before the first step, not judged: a target's first requests
+    # pay for first connections and lazy imports, and locust's percentiles span a rolling ~10 s
+    # window, so without it they would count against the first step.
+    warmup_seconds: float = 15.0
 
 
 class SmokeProfile(LoadProfile):
@@ -122,6 +126,7 @@ class SmokeProfile(LoadProfile):
     multiples: list[float] = [1, 2]
     step_seconds: float = 5.0
     ramp_seconds: float = 1.0
+    warmup_seconds: float = 2.0
 
 
 class LoadTestSettings(BaseModel):

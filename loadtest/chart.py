@@ -40,6 +40,7 @@ def draw(
 ) -> Path:
     rows = history[history["Name"] == AGGREGATED]
     origin = steps[0].start if steps else float(rows[TIME].min())
+    rows = rows[rows[TIME] >= origin]  # the warm-up before the first step is not judged
     seconds = rows[TIME] - origin
     fig, (rate, latency) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
     per_second = rows[TIME].diff()

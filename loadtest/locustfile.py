@@ -28,6 +28,7 @@ PLAN = json.loads(Path(os.environ[PLAN_ENV]).read_text())
 IDS: dict[str, list[int]] = PLAN["ids"]
 PACE = {"per_user_rps": PLAN["user_rps"]}
 MODEL_IDS = {"lead": "lead", "risk": "customer"}
+WARMUP = -1  # the step index logged for the warm-up
 
 
 def paced(user: FastHttpUser) -> float:
@@ -109,7 +110,8 @@ class MixUser(ScoringUser):
 
 
 class Staircase(LoadTestShape):
-    """Offered rate steps from the plan, each held for its duration; logs when each step starts."""
+    """A warm-up, then the offered rate steps from the plan, each held for its duration; logs when
+    each starts (the summary judges the steps only)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -117,7 +119,9 @@ class Staircase(LoadTestShape):
         self.log = Path(PLAN["step_log"])
 
     def tick(self) -> tuple[int, float] | None:
-        run_time, end = self.get_run_time(), 0.0
+        run_time, end = self.get_run_time(), PLAN["warmup"]["seconds"]
+        if run_time < end:
+            return self.enter(WARMUP, PLAN["warmup"]["offered_rps"])
         for index, step in enumerate(PLAN["steps"]):
             end += step["seconds"]
             if run_time < end:
@@ -132,7 +136,7 @@ class Staircase(LoadTestShape):
             PACE["per_user_rps"] = offered_rps / users
             self.record(
                 {
-                    "event": "step",
+                    "event": "warmup" if index == WARMUP else "step",
                     "step": index,
                     "offered_rps": offered_rps,
                     "users": users,

@@ -106,6 +106,10 @@ def build_plan(settings: Settings, profile: LoadProfile, out_dir: Path) -> dict[
     """Everything the locustfile needs, so it imports nothing from leadrisk."""
     cfg = settings.loadtest
     return {
+        "warmup": {
+            "offered_rps": profile.nominal_rps * profile.multiples[0],
+            "seconds": profile.warmup_seconds,
+        },
         "steps": [
             {"offered_rps": profile.nominal_rps * multiple, "seconds": profile.step_seconds}
             for multiple in profile.multiples
@@ -152,7 +156,8 @@ def drive(target: Target, plan: dict[str, Any], out_dir: Path) -> list:
     """Run locust against ``target`` until the shape ends; returns the CPU samples."""
     plan_path = out_dir / "plan.json"
     plan_path.write_text(json.dumps(plan))
-    timeout = sum(step["seconds"] for step in plan["steps"]) + LOCUST_GRACE_S
+    timeout = plan["warmup"]["seconds"] + sum(step["seconds"] for step in plan["steps"])
+    timeout += LOCUST_GRACE_S
     with open(out_dir / "locust.out", "w") as output:
         process = subprocess.Popen(
             locust_command(target.url, out_dir),

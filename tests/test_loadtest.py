@@ -37,6 +37,7 @@ Total Request Count,Total Failure Count
 120,10,,Aggregated,20,0,9,65,190,300,2
 """
 STEP_LOG = """\
+{"event": "warmup", "step": -1, "offered_rps": 10, "users": 5, "at": 90.0}
 {"event": "step", "step": 0, "offered_rps": 10, "users": 5, "at": 100.0}
 {"event": "step", "step": 1, "offered_rps": 20, "users": 10, "at": 110.0}
 {"event": "end", "at": 120.0}
@@ -67,7 +68,7 @@ def test_steps_are_summarised_from_the_history_csv(tmp_path):
 
 def test_a_step_missing_its_end_ends_at_the_last_history_row(tmp_path):
     log = tmp_path / "steps.jsonl"
-    log.write_text(STEP_LOG.splitlines()[0] + "\n")
+    log.write_text("\n".join(STEP_LOG.splitlines()[:2]) + "\n")
     (step,) = summary.read_steps(log, last_time=107)
     assert (step.start, step.end) == (100, 107)
 
