@@ -97,6 +97,9 @@ class MonitoringSettings(BaseModel):
     # How often the writer profiles what has queued: each whylogs call costs ~60 ms of CPU
     # whatever its size. Windows are written when they close and at shutdown, whatever this is.
     flush_interval_s: float = 30.0
+    # How often a serving process hands the rows it scored to its profile writer (one queue item
+    # per model and window, instead of one per scored batch)
+    handoff_interval_s: float = 0.5
     drift_p_value: float = 0.05
     drifted_share_alert: float = 0.0  # any drifted feature (tests are Bonferroni-corrected)
     psi_alert: float = 0.2
