@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from leadrisk.compiled_transform import CompiledTransform, compile_preprocessor
 
 EPS = 1e-12
+LOGIT_BOUND = float(np.log((1 - EPS) / EPS))  # the log-odds of a probability clipped to EPS
 COMPILED = "_compiled"
 
 
@@ -99,13 +100,16 @@ class ScoringModel:
 
     def _log_odds(self, transformed: np.ndarray) -> np.ndarray:
         """The estimator's uncalibrated log-odds, straight from the booster or the coefficients
-        (scikit-learn's ``predict_proba`` wrappers cost more than the model on small batches)."""
+        (scikit-learn's ``predict_proba`` wrappers cost more than the model on small batches),
+        bounded as the calibration saw them in training (the logit of a clipped probability)."""
         model = self.pipeline[-1]
         if hasattr(model, "booster_"):
-            return model.booster_.predict(transformed, raw_score=True, **_threads(model))
-        if hasattr(model, "coef_"):
-            return transformed @ model.coef_[0] + model.intercept_[0]
-        return _logit(model.predict_proba(transformed)[:, 1])
+            raw = model.booster_.predict(transformed, raw_score=True, **_threads(model))
+        elif hasattr(model, "coef_"):
+            raw = transformed @ model.coef_[0] + model.intercept_[0]
+        else:
+            return _logit(model.predict_proba(transformed)[:, 1])
+        return np.clip(raw, -LOGIT_BOUND, LOGIT_BOUND)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the positive class, one per row."""
