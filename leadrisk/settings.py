@@ -100,6 +100,9 @@ class MonitoringSettings(BaseModel):
     # How often a serving process hands the rows it scored to its profile writer (one queue item
     # per model and window, instead of one per scored batch)
     handoff_interval_s: float = 0.5
+    # The profile writer's CPU priority below the serving processes' (Unix nice increment): its
+    # whylogs calls are background work and must not take a core from a request
+    profiler_niceness: int = 10
     drift_p_value: float = 0.05
     drifted_share_alert: float = 0.0  # any drifted feature (tests are Bonferroni-corrected)
     psi_alert: float = 0.2

@@ -304,6 +304,7 @@ def _profile_in_child(
     for shutdown_signal in SHUTDOWN_SIGNALS:
         signal.signal(shutdown_signal, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
+    os.nice(settings.monitoring.profiler_niceness)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s [%(levelname)s] profiler: %(message)s"
     )
