@@ -28,7 +28,6 @@ from functools import reduce
 from typing import Any, NamedTuple
 
 import fsspec
-import numpy as np
 
 from leadrisk.settings import Settings
 from monitoring.served_rows import ServedRows
@@ -267,12 +266,12 @@ class ProfileProcess:
         """Put what was collected on the child's queue, one item per model, version, window."""
         with self._collected_lock:
             collected, self._collected = self._collected, defaultdict(list)
-        for (model, version, window, columns), batches in collected.items():
-            rows = ServedRows(columns, np.concatenate([batch.values for batch in batches]))
+        for (model, version, window, _), batches in collected.items():
             try:
-                self._queue.put_nowait((model, version, rows, window))
+                self._queue.put_nowait((model, version, ServedRows.join(batches), window))
             except queue.Full:
-                self._dropped += len(batches)
+                with self._collected_lock:  # submit counts its drops under the same lock
+                    self._dropped += len(batches)
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Hand over what was collected, have the child write every window and exit. Safe to

@@ -37,8 +37,13 @@ class ServedRows(NamedTuple):
         """Rows of a frame that already holds ``score`` and ``band`` columns."""
         return cls(tuple(map(str, frame.columns)), frame.to_numpy(dtype=object))
 
+    @classmethod
+    def join(cls, batches: Sequence[ServedRows]) -> ServedRows:
+        """Batches with the same columns as one."""
+        return cls(batches[0].columns, np.concatenate([batch.values for batch in batches]))
+
     @staticmethod
     def frame(batches: Sequence[ServedRows]) -> pd.DataFrame:
         """One frame of batches with the same columns, each column with its inferred dtype."""
-        values = np.concatenate([batch.values for batch in batches])
-        return pd.DataFrame(values, columns=list(batches[0].columns)).infer_objects()
+        joined = ServedRows.join(batches)
+        return pd.DataFrame(joined.values, columns=list(joined.columns)).infer_objects()
