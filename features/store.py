@@ -18,9 +18,10 @@ import pandas as pd
 import yaml
 from feast import FeatureService, FeatureStore, FeatureView
 from feast.repo_config import RepoConfig
-from feast.types import Float64, String
+from feast.types import Float64, Int64, String
 
 from features.definitions import definitions
+from leadrisk.columns import Columns
 from leadrisk.settings import PROJECT_ROOT, Settings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -200,16 +201,21 @@ def _with_utc_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True).assign(**{EVENT_TIMESTAMP: timestamps})
 
 
-# Feast types whose online values become a typed NumPy column (the rest: pandas infers them)
-FRAME_DTYPES: dict[Any, Any] = {Float64: np.float64, String: object}
+# The NumPy type of each Feast type's online values: numbers as float64 (a missing one is NaN,
+# as the offline frames have it), strings as objects (a missing one is None)
+FRAME_DTYPES: dict[Any, Any] = {Float64: np.float64, Int64: np.float64, String: object}
 
 
 @dataclass(frozen=True)
 class OnlineRows:
     """One online read: the features in input order, and which entities the store knows."""
 
-    frame: pd.DataFrame
+    columns: Columns  # the entity key, then the FeatureService's features
     found: np.ndarray  # per row: at least one stored (not on-demand) feature has a value
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.columns.to_frame()
 
 
 class OnlineReader:
@@ -238,24 +244,26 @@ class OnlineReader:
             features=self.service, entity_rows=entity_rows
         ).to_dict()
         keys = [c for c in values if c in entity_rows[0]] if entity_rows else []
-        # typed arrays: pandas would otherwise infer every column's type from its Python values
-        frame = pd.DataFrame(
-            {
-                **{key: values[key] for key in keys},
-                **{c: _typed(values[c], self._dtypes[c]) for c in self.columns},
-            }
+        columns = Columns(
+            {key: np.asarray(values[key]) for key in keys} | self.typed(values).arrays,
+            len(entity_rows),
         )
         stored = [values[c] for c in self.stored_columns]
         found = np.array(
             [any(v is not None and v == v for v in row) for row in zip(*stored, strict=True)],
             dtype=bool,
         )
-        return OnlineRows(frame, found)
+        return OnlineRows(columns, found)
+
+    def typed(self, values: dict[str, list]) -> Columns:
+        """The FeatureService's features from lists of Python values (a Feast response, or raw
+        payloads with their on-demand features), as typed arrays."""
+        return Columns({c: _typed(values[c], self._dtypes[c]) for c in self.columns})
 
 
-def _typed(values: list, dtype: Any) -> Any:
-    """NumPy array of a known type (None becomes NaN for numbers); anything else as is."""
-    return values if dtype is None else np.array(values, dtype=dtype)
+def _typed(values: list, dtype: Any) -> np.ndarray:
+    """NumPy array of a known type (None becomes NaN for numbers); objects otherwise."""
+    return np.array(values, dtype=dtype or object)
 
 
 def online_features(

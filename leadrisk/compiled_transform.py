@@ -24,6 +24,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from leadrisk.columns import Columns, as_float
+
 TOLERANCE = 1e-12
 UNKNOWN_PROBE = "\x00never-seen-category"
 
@@ -72,17 +74,19 @@ class CompiledTransform:
     def width(self) -> int:
         return self.numbers.width + sum(block.width for block in self.categories)
 
-    def transform(self, prepared: pd.DataFrame) -> np.ndarray:
+    def transform(self, prepared: Columns | pd.DataFrame) -> np.ndarray:
+        if isinstance(prepared, pd.DataFrame):
+            prepared = Columns.of(prepared)
         rows = len(prepared)
         out = np.zeros((rows, self.width))
-        values = prepared[self.numeric].to_numpy(dtype="float64", na_value=np.nan)
+        values = np.empty((rows, len(self.numeric)))
+        for j, name in enumerate(self.numeric):
+            values[:, j] = as_float(prepared[name])
         self.numbers.transform(values, out)
         offset = self.numbers.width
         row_index = np.arange(rows)
         for name, block in zip(self.categorical, self.categories, strict=True):
-            columns = np.fromiter(
-                (block.column_of(v) for v in prepared[name].to_numpy(dtype=object)), int, rows
-            )
+            columns = np.fromiter((block.column_of(v) for v in prepared[name]), int, rows)
             hit = columns >= 0
             out[row_index[hit], offset + columns[hit]] = 1.0
             offset += block.width

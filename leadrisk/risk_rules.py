@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from leadrisk.columns import Columns, as_float
+
 HIGH = "High"
 
 
@@ -47,18 +49,13 @@ def pattern_cuts(training_features: pd.DataFrame) -> dict[str, float]:
     return cuts
 
 
-def matched_patterns(features: pd.DataFrame, cuts: dict[str, float]) -> list[list[str]]:
+def matched_patterns(features: pd.DataFrame | Columns, cuts: dict[str, float]) -> list[list[str]]:
     """Per row, the names of the patterns it shows (a missing value shows none)."""
     if not cuts:
         return [[] for _ in range(len(features))]
     by_name = {p.name: p for p in PATTERNS}
     names = list(cuts)
-    values = np.column_stack(
-        [
-            features[by_name[name].feature].to_numpy(dtype="float64", na_value=np.nan)
-            for name in names
-        ]
-    )
+    values = np.column_stack([as_float(features[by_name[name].feature]) for name in names])
     flags = np.nan_to_num(values, nan=0.0) > np.array([cuts[name] for name in names])
     return [[names[j] for j in np.flatnonzero(row)] for row in flags]
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from leadrisk.columns import Columns, as_float
 from leadrisk.compiled_transform import CompiledTransform, compile_preprocessor
 
 EPS = 1e-12
@@ -62,21 +63,30 @@ class ScoringModel:
         return [*self.numeric, *self.categorical]
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model inputs of ``frame`` as the fitted pipeline takes them."""
         return prepare_inputs(frame, self.numeric, self.categorical)
 
-    def missing_features(self, frame: pd.DataFrame) -> list[list[str]]:
+    def _prepared(self, rows: pd.DataFrame | Columns) -> Columns:
+        return prepare_columns(rows, self.numeric, self.categorical)
+
+    def missing_features(self, frame: pd.DataFrame | Columns) -> list[list[str]]:
         """Per row, the features that were missing and got the training-time imputation."""
-        return self._imputed(self.prepare(frame))
+        return self._imputed(self._prepared(frame))
 
-    def _imputed(self, prepared: pd.DataFrame) -> list[list[str]]:
+    def _imputed(self, prepared: Columns) -> list[list[str]]:
         names = np.array(self.features)
-        return [names[row].tolist() for row in prepared.isna().to_numpy()]
+        missing = np.empty((len(prepared), len(names)), dtype=bool)
+        for j, name in enumerate(self.numeric):
+            missing[:, j] = np.isnan(prepared[name])
+        for j, name in enumerate(self.categorical, start=len(self.numeric)):
+            missing[:, j] = [not isinstance(v, str) for v in prepared[name]]
+        return [names[row].tolist() for row in missing]
 
-    def _transform(self, prepared: pd.DataFrame) -> np.ndarray:
+    def _transform(self, prepared: Columns) -> np.ndarray:
         compiled = self._compiled_transform()
         if compiled is not None:
             return compiled.transform(prepared)
-        return np.asarray(self.pipeline[:-1].transform(prepared), dtype="float64")
+        return np.asarray(self.pipeline[:-1].transform(prepared.to_frame()), dtype="float64")
 
     def _compiled_transform(self) -> CompiledTransform | None:
         """The fitted preprocessing compiled to NumPy (leadrisk/compiled_transform.py), built
@@ -111,13 +121,13 @@ class ScoringModel:
             return _logit(model.predict_proba(transformed)[:, 1])
         return np.clip(raw, -LOGIT_BOUND, LOGIT_BOUND)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, frame: pd.DataFrame | Columns) -> np.ndarray:
         """Calibrated probability of the positive class, one per row."""
-        return self._calibrated(self._transform(self.prepare(frame)))
+        return self._calibrated(self._transform(self._prepared(frame)))
 
-    def assess(self, frame: pd.DataFrame, k: int = 3) -> Assessment:
+    def assess(self, frame: pd.DataFrame | Columns, k: int = 3) -> Assessment:
         """Score, band, top reasons and imputed features in one pass (the serving hot path)."""
-        prepared = self.prepare(frame)
+        prepared = self._prepared(frame)
         transformed = self._transform(prepared)
         scores = self._calibrated(transformed)
         contributions = self._contributions(transformed)
@@ -129,7 +139,7 @@ class ScoringModel:
             imputed=self._imputed(prepared),
         )
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: pd.DataFrame | Columns) -> np.ndarray:
         """Decisions at the saved threshold (1 = positive)."""
         return (self.predict_proba(frame) >= self.threshold).astype(int)
 
@@ -139,9 +149,9 @@ class ScoringModel:
         index = np.searchsorted(mins, scores, side="right") - 1
         return [ordered[max(i, 0)].name for i in index]
 
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+    def contributions(self, frame: pd.DataFrame | Columns) -> np.ndarray:
         """Per row and raw feature, the contribution to the calibrated log-odds."""
-        return self._contributions(self._transform(self.prepare(frame)))
+        return self._contributions(self._transform(self._prepared(frame)))
 
     def limit_threads(self, threads: int) -> None:
         """Cap the threads one prediction may use (LightGBM uses every core by default).
@@ -176,15 +186,13 @@ class ScoringModel:
             out[:, column] = full - _logit(model.predict_proba(occluded)[:, 1])
         return out
 
-    def top_reasons(self, frame: pd.DataFrame, k: int = 3) -> list[list[Reason]]:
+    def top_reasons(self, frame: pd.DataFrame | Columns, k: int = 3) -> list[list[Reason]]:
         """The ``k`` features that moved each score most, in plain words."""
-        prepared = self.prepare(frame)
+        prepared = self._prepared(frame)
         return self._reasons(prepared, self._contributions(self._transform(prepared)), k)
 
-    def _reasons(
-        self, prepared: pd.DataFrame, contributions: np.ndarray, k: int
-    ) -> list[list[Reason]]:
-        values = prepared.to_numpy(dtype=object)
+    def _reasons(self, prepared: Columns, contributions: np.ndarray, k: int) -> list[list[Reason]]:
+        values = prepared.objects(self.features)
         order = np.argsort(-np.abs(contributions), axis=1)[:, :k]
         return [
             [
@@ -199,28 +207,39 @@ class ScoringModel:
 class Assessment:
     """Everything serving needs about a batch of rows, computed in one pass."""
 
-    prepared: pd.DataFrame
+    prepared: Columns  # the model inputs, typed as the pipeline takes them
     scores: np.ndarray
     bands: list[str]
     reasons: list[list[Reason]]
     imputed: list[list[str]]
 
 
-def prepare_inputs(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+def prepare_columns(
+    rows: pd.DataFrame | Columns, numeric: list[str], categorical: list[str]
+) -> Columns:
     """Select and type model inputs: numbers as float64, categories as str or NaN.
 
     Training and serving both go through this, so None (online store) and NaN (offline store)
     reach the fitted pipeline identically.
     """
-    missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
+    missing = [c for c in [*numeric, *categorical] if c not in rows]
     if missing:
         raise KeyError(f"input is missing feature columns {missing}")
-    numbers = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
-    columns: dict[str, np.ndarray] = {name: numbers[:, i] for i, name in enumerate(numeric)}
-    for name in categorical:  # built column by column: one DataFrame construction, not many
-        values = frame[name].to_numpy(dtype=object)
+    if isinstance(rows, pd.DataFrame):
+        numbers = rows[numeric].to_numpy(dtype="float64", na_value=np.nan)
+        columns = {name: numbers[:, i] for i, name in enumerate(numeric)}
+        raw = {name: rows[name].to_numpy(dtype=object) for name in categorical}
+    else:
+        columns = {name: as_float(rows[name]) for name in numeric}
+        raw = {name: rows[name] for name in categorical}
+    for name, values in raw.items():
         columns[name] = np.array([v if isinstance(v, str) else np.nan for v in values], object)
-    return pd.DataFrame(columns, index=frame.index)
+    return Columns(columns, len(rows))
+
+
+def prepare_inputs(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """:func:`prepare_columns` as a DataFrame with ``frame``'s index (for scikit-learn)."""
+    return prepare_columns(frame, numeric, categorical).to_frame(index=frame.index)
 
 
 def _threads(model: Any) -> dict[str, int]:

@@ -99,16 +99,16 @@ def main() -> None:
 
 
 def _stage_timings(scorer: Scorer, kind, model, ids: list[int], calls: int) -> dict[str, float]:
-    frame = scorer.online(kind, [ids[0]]).frame
-    prepared = model.prepare(frame)
+    rows = scorer.online(kind, [ids[0]]).columns
+    prepared = model._prepared(rows)
     transformed = model._transform(prepared)
     stages = {
         "feast read": lambda: scorer.online(kind, [random.choice(ids)]),
-        "prepare": lambda: model.prepare(frame),
+        "prepare": lambda: model._prepared(rows),
         "transform": lambda: model._transform(prepared),
         "model+calibration": lambda: model._calibrated(transformed),
         "reasons": lambda: model._contributions(transformed),
-        "assess (all model stages)": lambda: model.assess(frame, TOP_REASONS),
+        "assess (all model stages)": lambda: model.assess(rows, TOP_REASONS),
     }
     return {name: _ms_per_call(call, calls) for name, call in stages.items()}
 

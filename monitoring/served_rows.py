@@ -14,6 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from leadrisk.columns import Columns
+
 SCORE, BAND = "score", "band"
 
 
@@ -24,13 +26,17 @@ class ServedRows(NamedTuple):
     values: np.ndarray  # dtype object, one row per scored entity
 
     @classmethod
-    def of(cls, features: pd.DataFrame, scores: np.ndarray, bands: Sequence[str]) -> ServedRows:
+    def of(
+        cls, features: Columns | pd.DataFrame, scores: np.ndarray, bands: Sequence[str]
+    ) -> ServedRows:
         """Rows of one scored batch: ``features`` with their scores and bands appended."""
-        values = np.empty((len(features), features.shape[1] + 2), dtype=object)
-        values[:, :-2] = features.to_numpy(dtype=object)
+        if isinstance(features, pd.DataFrame):
+            features = Columns.of(features)
+        values = np.empty((len(features), len(features.names) + 2), dtype=object)
+        values[:, :-2] = features.objects()
         values[:, -2] = scores
         values[:, -1] = bands
-        return cls((*map(str, features.columns), SCORE, BAND), values)
+        return cls((*features.names, SCORE, BAND), values)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> ServedRows:

@@ -19,16 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from leadrisk.columns import Columns
 
 
-def feature_hashes(features: pd.DataFrame) -> list[str]:
+def feature_hashes(features: Columns) -> list[str]:
     """Per row, a stable 64-bit BLAKE2b hash of the feature values, in sorted column order.
 
     The same values give the same hash in any process; missing values hash as NaN whatever their
     spelling (None or NaN), as the model sees them alike.
     """
-    ordered = features[sorted(features.columns)].to_numpy(dtype=object)
+    ordered = features.objects(sorted(features.names))
     return [
         hashlib.blake2b(
             repr([_missing_as_nan(value) for value in row]).encode(), digest_size=8

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 from feast import FeatureStore
 
 from features import store as feature_store
 from leadrisk import risk_rules
 from leadrisk.catalog import LEAD, RISK, ModelKind
+from leadrisk.columns import Columns
 from leadrisk.scoring import Assessment, Reason, ScoringModel
 from monitoring.served_rows import ServedRows
 from service import metrics
@@ -113,17 +113,16 @@ class Scorer:
         """Run each model's whole path once (store read, transform, explanation) unrecorded, so
         the first real requests do not pay for lazy imports and caches."""
         for kind in (LEAD, RISK):
-            self.models[kind.key].model.assess(self.online(kind, [0]).frame, TOP_REASONS)
+            self.models[kind.key].model.assess(self.online(kind, [0]).columns, TOP_REASONS)
 
     def ping(self) -> None:
         """Cheap read used by readiness checks; raises FeatureStoreUnavailable."""
         self.online(RISK, [0])
 
-    def lead_frame_from_payloads(self, payloads: list[dict[str, Any]]) -> pd.DataFrame:
+    def lead_rows_from_payloads(self, payloads: list[dict[str, Any]]) -> Columns:
         """Feature rows for leads not yet in the store, derived by the registered on-demand view."""
-        raw = pd.DataFrame(payloads)
-        derived = pd.DataFrame(self._derive_lead(raw.to_dict("list")), index=raw.index)
-        return pd.concat([raw, derived], axis=1)[self._readers[LEAD.key].columns]
+        raw = {name: [payload[name] for payload in payloads] for name in payloads[0]}
+        return self._readers[LEAD.key].typed(raw | self._derive_lead(raw))
 
     def batch_scorer(self, model: str) -> Callable[[list], list]:
         """The batch scoring function of ``model`` ("lead" or "risk"): ``score_leads`` takes
@@ -147,7 +146,8 @@ class Scorer:
     def _score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
         by_id = [i for i, r in enumerate(requests) if r.lead_id is not None]
         by_payload = [i for i, r in enumerate(requests) if r.lead is not None]
-        parts, positions, errors = [], [], {}
+        parts: list[Columns] = []
+        positions, errors = [], {}
         if by_id:
             stored = self.online(LEAD, [requests[i].lead_id for i in by_id])
             known = stored.found
@@ -157,16 +157,16 @@ class Scorer:
                     errors[i] = ScoringError(
                         status=404, error=f"unknown lead_id {lead_id}", field="lead_id"
                     )
-            parts.append(stored.frame[known])
+            parts.append(stored.columns.select(self._readers[LEAD.key].columns).take(known))
             positions += [i for i, ok in zip(by_id, known, strict=True) if ok]
         if by_payload:
             parts.append(
-                self.lead_frame_from_payloads([requests[i].lead.model_dump() for i in by_payload])
+                self.lead_rows_from_payloads([requests[i].lead.model_dump() for i in by_payload])
             )
             positions += by_payload
-        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        rows = Columns.concat(parts) if parts else Columns({})
         entity_ids = [requests[i].lead_id for i in positions]
-        scored = self._score(LEAD, frame, positions, entity_ids)
+        scored = self._score(LEAD, rows, positions, entity_ids)
         outcomes = []
         for position in range(len(requests)):
             if position in errors:
@@ -186,15 +186,14 @@ class Scorer:
         return outcomes
 
     def _score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
-        if customer_ids:
-            stored = self.online(RISK, customer_ids)
-            known, frame = stored.found, stored.frame[stored.found].reset_index(drop=True)
-        else:
-            known, frame = np.array([], dtype=bool), pd.DataFrame()
+        if not customer_ids:
+            return []
+        stored = self.online(RISK, customer_ids)
+        known, rows = stored.found, stored.columns.take(stored.found)
         positions = np.flatnonzero(known).tolist()
-        scored = self._score(RISK, frame, positions, [customer_ids[i] for i in positions])
+        scored = self._score(RISK, rows, positions, [customer_ids[i] for i in positions])
         model = self.models[RISK.key].model
-        patterns = risk_rules.matched_patterns(frame, model.metadata.get("pattern_cuts", {}))
+        patterns = risk_rules.matched_patterns(rows, model.metadata.get("pattern_cuts", {}))
         high = model.bands[-1].min_score
         outcomes = []
         for position, customer_id in enumerate(customer_ids):
@@ -221,13 +220,13 @@ class Scorer:
         return outcomes
 
     def _score(
-        self, kind: ModelKind, frame: pd.DataFrame, positions: list[int], entity_ids: list
+        self, kind: ModelKind, rows: Columns, positions: list[int], entity_ids: list
     ) -> dict[int, Scored]:
         """Score all rows in one model call; log and profile them; returns position -> result."""
-        if frame.empty:
+        if len(rows) == 0:
             return {}
         served = self.models[kind.key]
-        assessed = served.model.assess(frame, TOP_REASONS)
+        assessed = served.model.assess(rows, TOP_REASONS)
         scores, bands, reasons, imputed = (
             assessed.scores,
             assessed.bands,

@@ -227,6 +227,30 @@ def test_contributions_add_up_to_the_logit(kind, trained_settings, synthetic_set
     np.testing.assert_allclose(total, logit, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", [LEAD, RISK], ids=["lead", "risk"])
+def test_served_columns_score_like_the_training_frame(
+    kind, trained_settings, synthetic_settings
+) -> None:
+    """The service scores typed NumPy columns built from the online store's Python values (None
+    for missing); training and evaluation score DataFrames. Same scores, bands, reasons, imputed."""
+    model = _champion(trained_settings, kind)
+    frame = dataset.build(kind, synthetic_settings).features.head(200)
+    reader = store.OnlineReader(store.open_store(synthetic_settings), kind.feature_service)
+    served = model.assess(
+        reader.typed({c: [None if pd.isna(v) else v for v in frame[c]] for c in reader.columns})
+    )
+    trained = model.assess(frame)
+    assert any(served.imputed), "the sample must exercise missing values"
+    np.testing.assert_allclose(served.scores, trained.scores, rtol=0, atol=1e-12)
+    assert served.bands == trained.bands
+    assert served.imputed == trained.imputed
+
+    def explained(reasons):
+        return [[(r.feature, r.contribution, r.text) for r in row] for row in reasons]
+
+    assert explained(served.reasons) == explained(trained.reasons)
+
+
 # --- Registry, gate and reproducibility ---------------------------------------------------------
 
 
