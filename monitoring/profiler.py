@@ -201,6 +201,7 @@ class ProfileProcess:
         self._ready = context.Event()
         self._dropped = 0
         self._closed = False
+        self.exitcode: int | None = None  # the child's, once closed
         self._window = timedelta(minutes=settings.monitoring.window_minutes)
         self._collected: dict[tuple, list[ServedRows]] = defaultdict(list)
         self._collected_lock = threading.Lock()
@@ -237,7 +238,7 @@ class ProfileProcess:
     @property
     def ready(self) -> bool:
         """The child has started and takes rows."""
-        return self._ready.is_set()
+        return self._ready is not None and self._ready.is_set()
 
     @property
     def dropped(self) -> int:
@@ -290,11 +291,25 @@ class ProfileProcess:
             logger.error("profile writer did not exit within %.0f s; terminating it", timeout_s)
             self._process.terminate()
             self._process.join(5)
-        if self._process.exitcode != 0:
-            logger.error("profile writer exited with code %s", self._process.exitcode)
-        # Whatever the child did not take can no longer be delivered: do not wait for it.
-        self._queue.cancel_join_thread()
-        self._queue.close()
+        self.exitcode = self._process.exitcode
+        if self.exitcode != 0:
+            logger.error("profile writer exited with code %s", self.exitcode)
+        if self.exitcode == 0:  # it took everything up to STOP: the feeder thread is done
+            self._queue.close()
+            self._queue.join_thread()
+        else:  # whatever the child did not take can no longer be delivered: do not wait for it
+            self._queue.cancel_join_thread()
+            self._queue.close()
+        self._release()
+
+    def _release(self) -> None:
+        """Drop the last references to the queue's and event's semaphores, so that their
+        finalizers unlink them now. A serving process may not get to its exit handlers: uvicorn
+        ends it with SIGTERM's default action, and multiprocessing's resource tracker then reports
+        them as leaked."""
+        if not self._process.is_alive():
+            self._process.close()  # it holds the queue and event as its arguments
+        self._queue = self._ready = None
 
 
 def _profile_in_child(

@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadrisk.settings import MonitoringSettings, Settings
+from leadrisk.settings import PROJECT_ROOT, MonitoringSettings, Settings
 from monitoring import alerts, drift, reference
 from monitoring.feedback import ConflictError, FeedbackStore
 from monitoring.profiler import ProfileProcess, ProfileWriter, read_profiles
@@ -140,10 +142,30 @@ def test_profile_process_outlives_sigterm_and_writes_every_window_on_close(tmp_p
         assert writer._process.is_alive()
     finally:
         writer.close()
-    assert writer._process.exitcode == 0
+    assert writer.exitcode == 0
     assert rows(read_profiles(settings, MODEL)) == 17
     assert len(stored(Path(settings.profiles_url))) == 2  # one part per window
     assert writer.submit(MODEL, "5", served_rows(rng, 1)) is False and writer.dropped == 1
+
+
+def test_closed_writer_leaves_no_semaphores_behind(tmp_path: Path) -> None:
+    """uvicorn ends a serving process with SIGTERM's default action after the shutdown hook, so
+    no exit handler runs: closing the writer must release its queue's and event's semaphores
+    itself, or multiprocessing's resource tracker reports them as leaked."""
+    script = (
+        "import os, signal\n"
+        "from leadrisk.settings import MonitoringSettings, Settings\n"
+        "from monitoring.profiler import ProfileProcess\n"
+        f"settings = Settings(data_dir={str(tmp_path)!r}, monitoring=MonitoringSettings())\n"
+        "writer = ProfileProcess(settings)\n"
+        "assert writer.ready\n"
+        "writer.close()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+    )
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert "leaked semaphore" not in done.stderr, done.stderr
 
 
 def test_full_queue_drops_instead_of_blocking(tmp_path):
