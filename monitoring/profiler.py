@@ -292,12 +292,12 @@ class ProfileProcess:
             self._process.terminate()
             self._process.join(5)
         self.exitcode = self._process.exitcode
-        if self.exitcode != 0:
-            logger.error("profile writer exited with code %s", self.exitcode)
         if self.exitcode == 0:  # it took everything up to STOP: the feeder thread is done
             self._queue.close()
             self._queue.join_thread()
-        else:  # whatever the child did not take can no longer be delivered: do not wait for it
+        else:
+            logger.error("profile writer exited with code %s", self.exitcode)
+            # whatever the child did not take can no longer be delivered: do not wait for it
             self._queue.cancel_join_thread()
             self._queue.close()
         self._release()
