@@ -203,7 +203,7 @@ def _with_utc_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
 
 # The NumPy type of each Feast type's online values: numbers as float64 (a missing one is NaN,
 # as the offline frames have it), strings as objects (a missing one is None)
-FRAME_DTYPES: dict[Any, Any] = {Float64: np.float64, Int64: np.float64, String: object}
+ONLINE_DTYPES: dict[Any, Any] = {Float64: np.float64, Int64: np.float64, String: object}
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ class OnlineReader:
             for feature in projection.features
         ]
         self._dtypes = {
-            feature.name: FRAME_DTYPES.get(feature.dtype)
+            feature.name: ONLINE_DTYPES.get(feature.dtype)
             for projection in self.service.feature_view_projections
             for feature in projection.features
         }
@@ -244,10 +244,8 @@ class OnlineReader:
             features=self.service, entity_rows=entity_rows
         ).to_dict()
         keys = [c for c in values if c in entity_rows[0]] if entity_rows else []
-        columns = Columns(
-            {key: np.asarray(values[key]) for key in keys} | self.typed(values).arrays,
-            len(entity_rows),
-        )
+        keyed = {key: np.asarray(values[key]) for key in keys}
+        columns = Columns(keyed | self._typed_arrays(values), len(entity_rows))
         stored = [values[c] for c in self.stored_columns]
         found = np.array(
             [any(v is not None and v == v for v in row) for row in zip(*stored, strict=True)],
@@ -258,7 +256,10 @@ class OnlineReader:
     def typed(self, values: dict[str, list]) -> Columns:
         """The FeatureService's features from lists of Python values (a Feast response, or raw
         payloads with their on-demand features), as typed arrays."""
-        return Columns({c: _typed(values[c], self._dtypes[c]) for c in self.columns})
+        return Columns(self._typed_arrays(values))
+
+    def _typed_arrays(self, values: dict[str, list]) -> dict[str, np.ndarray]:
+        return {c: _typed(values[c], self._dtypes[c]) for c in self.columns}
 
 
 def _typed(values: list, dtype: Any) -> np.ndarray:

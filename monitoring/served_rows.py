@@ -26,12 +26,8 @@ class ServedRows(NamedTuple):
     values: np.ndarray  # dtype object, one row per scored entity
 
     @classmethod
-    def of(
-        cls, features: Columns | pd.DataFrame, scores: np.ndarray, bands: Sequence[str]
-    ) -> ServedRows:
+    def of(cls, features: Columns, scores: np.ndarray, bands: Sequence[str]) -> ServedRows:
         """Rows of one scored batch: ``features`` with their scores and bands appended."""
-        if isinstance(features, pd.DataFrame):
-            features = Columns.of(features)
         values = np.empty((len(features), len(features.names) + 2), dtype=object)
         values[:, :-2] = features.objects()
         values[:, -2] = scores

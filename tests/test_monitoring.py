@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leadrisk.columns import Columns
 from leadrisk.settings import PROJECT_ROOT, MonitoringSettings, Settings
 from monitoring import alerts, drift, reference
 from monitoring.feedback import ConflictError, FeedbackStore
@@ -113,7 +114,7 @@ def test_served_rows_profile_like_the_frame_they_came_from():
     features.loc[::7, "channel"] = None
     scores, bands = rng.random(40), list(rng.choice(["A", "B"], 40))
     batches = [
-        ServedRows.of(features.iloc[i : i + 8], scores[i : i + 8], bands[i : i + 8])
+        ServedRows.of(Columns.of(features.iloc[i : i + 8]), scores[i : i + 8], bands[i : i + 8])
         for i in range(0, 40, 8)
     ]
     rebuilt = ServedRows.frame(batches)
