@@ -72,6 +72,9 @@ class ServiceSettings(BaseModel):
     max_batch_size: int = 64
     max_latency_ms: int = 2000  # a request still queued after this is shed with a 503
     max_wait_ms: float = 0.0  # hold a lone request this long to let its batch grow
+    # Rows of a /batch_score call per batch: they join batches after every queued single
+    # request, so a single request behind a bulk call waits for one small batch, not all of it
+    bulk_rows_per_batch: int = 8
     model_threads: int = 1  # threads per model call in each serving process
     # How long a Python thread may hold the GIL while another waits (Python's default is 5 ms).
     # Shorter lets the event loop answer between a scoring thread's Python steps.

@@ -7,7 +7,6 @@ lives in ``service/scorer.py``.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import sys
@@ -217,15 +216,14 @@ class LeadRisk:
     async def batch_score(self, model: str, ids: list[int]) -> BatchResponse:
         """Many ids at once (CRM exports); failed rows come back with their error.
 
-        Up to ``max_batch_size`` ids join the model's batcher with the single requests (one
+        Up to ``max_batch_size`` ids join the model's batcher behind the single requests (one
         scoring thread per model, no extra contention); larger calls are scored in chunks."""
         if len(ids) > SERVICE.batch_upload_max_rows:
             return _error(413, f"at most {SERVICE.batch_upload_max_rows} ids", "ids")
         if SERVICE.batching and len(ids) <= SERVICE.max_batch_size:
-            submit = self.batchers[model].submit
             items = admin.batch_request_items(model, ids)
             try:
-                outcomes = await asyncio.gather(*(submit(item) for item in items))
+                outcomes = await self.batchers[model].submit_bulk(items)
                 return admin.batch_by_outcomes(model, ids, outcomes)
             except Exception as err:
                 return _unavailable(err)
@@ -272,6 +270,7 @@ def _batcher(name: str, score) -> Batcher:
         max_batch_size=SERVICE.max_batch_size,
         max_latency_ms=SERVICE.max_latency_ms,
         max_wait_ms=SERVICE.max_wait_ms,
+        bulk_rows_per_batch=SERVICE.bulk_rows_per_batch,
     )
 
 

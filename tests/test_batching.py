@@ -118,3 +118,35 @@ def test_a_failing_batch_fails_its_requests_and_the_next_batch_still_runs():
         assert isinstance(result, ValueError)
     with pytest.raises(ValueError, match="cannot score 1"):
         raise bad_1
+
+
+def test_single_requests_go_ahead_of_a_bulk_call_which_is_scored_in_small_batches():
+    model = Recorder(seconds=0.02)
+    batcher = Batcher("t", model, max_batch_size=8, max_latency_ms=5000, bulk_rows_per_batch=3)
+
+    async def scenario():
+        first = asyncio.create_task(batcher.submit(0))
+        await asyncio.sleep(0.005)  # [0] is running
+        bulk = asyncio.create_task(batcher.submit_bulk(list(range(100, 107))))
+        await asyncio.sleep(0)
+        single = asyncio.create_task(batcher.submit(1))  # arrives after the bulk call
+        return await asyncio.gather(first, bulk, single)
+
+    first, bulk, single = run(scenario())
+    batcher.close()
+    assert (first, single) == (0, 10)
+    assert bulk == [i * 10 for i in range(100, 107)]  # every item answered, in order
+    assert model.batches == [[0], [1, 100, 101, 102], [103, 104, 105], [106]]
+
+
+def test_a_bulk_call_fails_with_its_first_error_once_all_its_items_are_done():
+    model = Recorder(fail_on=102)
+    batcher = Batcher("t", model, max_batch_size=8, max_latency_ms=5000, bulk_rows_per_batch=2)
+
+    async def scenario():
+        return await batcher.submit_bulk([100, 101, 102, 103, 104])
+
+    with pytest.raises(ValueError, match="cannot score 102"):
+        run(scenario())
+    batcher.close()
+    assert model.batches == [[100, 101], [102, 103], [104]]  # the batch after it still ran
