@@ -94,6 +94,11 @@ def candidates(seed: int) -> list[Candidate]:
                 "model__n_estimators": randint(150, 600),
                 "model__learning_rate": loguniform(0.02, 0.15),
                 "model__num_leaves": randint(8, 64),
+                # Bounded depth: the served explanation (TreeSHAP) costs trees x leaves x depth^2
+                # per row. Unbounded leaf-wise trees grew 14-15 deep on average (up to 27) and
+                # took 2.5-3.0 ms per customer, the largest per-request cost of the service; at
+                # depth <= 8, 0.7-1.1 ms with the same PR-AUC (docs/models.md).
+                "model__max_depth": randint(4, 9),
                 "model__min_child_samples": randint(10, 60),
                 "model__subsample": uniform(0.7, 0.3),
                 "model__colsample_bytree": uniform(0.5, 0.5),
