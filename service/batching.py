@@ -10,8 +10,8 @@ an answer that would arrive too late anyway.
 Two lanes: single requests (``submit``) go first; the ids of a bulk call (``submit_bulk``, e.g.
 ``/batch_score``) fill what room is left, at most ``bulk_rows_per_batch`` per batch. A bulk call
 is then scored over a few batches, and a single request arriving behind it waits for one small
-batch, not for the whole call (in the load-test mix, a customer's p95 went from ~80 ms to the
-unbatched service's ~20 ms at 100-200 req/s: docs/benchmarks.md).
+batch, not for the whole call (in the load-test mix at 300 req/s, p95 halved:
+docs/benchmarks.md).
 
 Why not BentoML's own dispatcher: it lives in a second process behind an HTTP hop, and its cork
 estimates the wait to add from the waits it observed, which feeds on itself; measured at 50 req/s
