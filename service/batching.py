@@ -132,13 +132,9 @@ class Batcher(Generic[Item, Result]):
         """The next batch: single requests first, then up to ``bulk_rows_per_batch`` bulk rows,
         after shedding requests that are already past the latency budget."""
         deadline = time.monotonic() - self._max_latency
-        for lane in (self._queue, self._bulk):
-            while lane and lane[0].enqueued < deadline:
-                pending = lane.popleft()
-                if not pending.future.done():
-                    pending.future.set_exception(
-                        Overloaded(f"{self.name}: waited over {self._max_latency * 1000:.0f} ms")
-                    )
+        late = f"{self.name}: waited over {self._max_latency * 1000:.0f} ms"
+        _shed(self._queue, deadline, late)
+        _shed(self._bulk, deadline, late)
         batch = _pop_live(self._queue, self._max_batch_size)
         room = min(self._max_batch_size - len(batch), self._bulk_rows)
         return batch + _pop_live(self._bulk, room)
@@ -150,6 +146,14 @@ class Batcher(Generic[Item, Result]):
             if not pending.future.done():
                 pending.future.cancel()
         self._executor.shutdown(wait=True)
+
+
+def _shed(lane: deque[_Pending], deadline: float, late: str) -> None:
+    """Fail the requests at the front of ``lane`` that were queued before ``deadline``."""
+    while lane and lane[0].enqueued < deadline:
+        pending = lane.popleft()
+        if not pending.future.done():
+            pending.future.set_exception(Overloaded(late))
 
 
 def _pop_live(lane: deque[_Pending], limit: int) -> list[_Pending]:
