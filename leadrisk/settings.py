@@ -83,6 +83,11 @@ class ServiceSettings(BaseModel):
     # connections spread over the processes (0: never)
     max_requests_per_connection: int = 50
     batching: bool = True
+    # 0: the prediction log is fsynced after each batch, before its answers (an answered
+    # prediction survives a machine crash). > 0: a background thread fsyncs at most this often
+    # and the scoring threads do not wait for the disk; a machine crash (not a process crash)
+    # may lose that much of the log's tail (docs/service.md).
+    prediction_log_sync_interval_ms: float = 0.0
     # BentoML's tracing configuration (exporter_type, sample_rate, otlp/zipkin/jaeger options),
     # passed as is. None: no OpenTelemetry span per request; BentoML otherwise opens one for every
     # request even with no exporter, 1-2 ms of CPU per request (docs/service.md).

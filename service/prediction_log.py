@@ -1,4 +1,5 @@
-"""Durable, append-only prediction log: one JSON line per prediction, fsynced before the answer.
+"""Durable, append-only prediction log: one JSON line per prediction, fsynced before the answer
+(or, when configured, at most every sync interval).
 
 Each worker process appends to its own daily file (``<dir>/<YYYY-MM-DD>/<pid>.jsonl``) so lines of
 concurrent writers never interleave. A batch of predictions costs one write and one fsync, so
@@ -42,16 +43,33 @@ def _missing_as_nan(value: Any) -> Any:
 
 
 class PredictionLog:
-    def __init__(self, directory: Path) -> None:
+    """Appends prediction entries to this process's file of the day.
+
+    With ``sync_interval_s`` = 0 (the default) each append is fsynced before it returns, so an
+    answered prediction survives a machine crash. With an interval, an append returns once its
+    lines are written to the OS (a crash of the process loses nothing) and a background thread
+    fsyncs at most that often: a machine crash may lose that much of the log's tail, and the
+    scoring threads no longer wait for the disk (docs/service.md).
+    """
+
+    def __init__(self, directory: Path, sync_interval_s: float = 0.0) -> None:
         self.directory = directory
         self._lock = threading.Lock()
         self._handle: Any = None
         self._day: str | None = None
+        self._sync_interval = sync_interval_s
+        self._unsynced = False
+        self._stop = threading.Event()
+        self._syncer: threading.Thread | None = None
+        if sync_interval_s > 0:
+            self._syncer = threading.Thread(
+                target=self._sync_every_interval, name="prediction-log-sync", daemon=True
+            )
+            self._syncer.start()
 
     def _file_for(self, day: str) -> Any:
         if self._day != day:
-            if self._handle is not None:
-                self._handle.close()
+            self._close_handle()
             folder = self.directory / day
             folder.mkdir(parents=True, exist_ok=True)
             self._handle = open(folder / f"{os.getpid()}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -59,7 +77,7 @@ class PredictionLog:
         return self._handle
 
     def append(self, entries: list[dict[str, Any]]) -> None:
-        """Write entries and fsync; returns only once they are on disk."""
+        """Write entries; returns once they are on disk (or, with a sync interval, written)."""
         if not entries:
             return
         now = datetime.now(UTC)
@@ -71,14 +89,40 @@ class PredictionLog:
             handle = self._file_for(now.strftime("%Y-%m-%d"))
             handle.write(lines)
             handle.flush()
-            os.fsync(handle.fileno())
+            if self._syncer is None:
+                os.fsync(handle.fileno())
+            else:
+                self._unsynced = True
+
+    def _sync_every_interval(self) -> None:
+        while not self._stop.wait(self._sync_interval):
+            with self._lock:
+                if not self._unsynced or self._handle is None:
+                    continue
+                descriptor = os.dup(self._handle.fileno())
+                self._unsynced = False
+            try:  # outside the lock: appends go on while the disk syncs
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+
+    def _close_handle(self) -> None:
+        if self._handle is not None:
+            if self._unsynced:
+                os.fsync(self._handle.fileno())
+                self._unsynced = False
+            self._handle.close()
+            self._handle = None
+            self._day = None
 
     def close(self) -> None:
+        """Sync what is pending and close the file (the log can still be appended to)."""
+        self._stop.set()
+        if self._syncer is not None:
+            self._syncer.join()
         with self._lock:
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None
-                self._day = None
+            self._syncer = None  # appends after this are fsynced one by one
+            self._close_handle()
 
 
 def read_entries(directory: Path) -> Iterator[dict[str, Any]]:

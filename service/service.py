@@ -107,7 +107,9 @@ class LeadRisk:
             feature_store.open_store(SETTINGS),
             self.served[LEAD.key],
             self.served[RISK.key],
-            PredictionLog(SETTINGS.prediction_log_dir),
+            PredictionLog(
+                SETTINGS.prediction_log_dir, SERVICE.prediction_log_sync_interval_ms / 1000
+            ),
             self.profiles,
         )
         self.feedback_store = FeedbackStore(SETTINGS.feedback_db)
