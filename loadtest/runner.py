@@ -211,6 +211,7 @@ def run(
         "user_class": USER_CLASS,
         "mix": plan["mix"],
         "scoring_workers": settings.service.workers,
+        "service_settings": service_settings(settings),
         "hardware": hardware(),
         "generator_cpu_warning": GENERATOR_CPU_WARNING in log_text,
         "other_cores_max": max(
@@ -229,6 +230,14 @@ def run(
     run_result = RunResult(target_name, out_dir, result)
     run_result.summary_path.write_text(json.dumps(result, indent=2))
     return run_result
+
+
+def service_settings(settings: Settings) -> dict[str, Any]:
+    """The service settings a run was made with (the auth token only as set or not), so a
+    summary says which trade-offs its numbers were measured under."""
+    values = settings.service.model_dump()
+    values["auth_token"] = "set" if values["auth_token"] else None
+    return values
 
 
 def caveats(summary: dict[str, Any]) -> list[str]:
@@ -254,6 +263,7 @@ def compare(settings: Settings, profile_name: str) -> tuple[dict[str, Any], Path
         "started": started,
         "hardware": hardware(),
         "scoring_workers": settings.service.workers,
+        "service_settings": service_settings(settings),
         "slo": runs["leadrisk"].summary["slo"],
         "max_sustainable_rps": best,
         "peak_achieved_rps": peak,

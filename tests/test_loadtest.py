@@ -13,7 +13,7 @@ import pandas as pd
 import requests
 
 from features import tables
-from leadrisk.settings import LoadTestSettings
+from leadrisk.settings import LoadTestSettings, Settings
 from loadtest import runner, server, summary, targets
 from loadtest.cpu import cores_between
 
@@ -147,3 +147,13 @@ def test_smoke_run_against_leadrisk(trained_settings, trained_env):
     assert Path(saved["files"]["chart"]).stat().st_size > 0
     assert Path(saved["files"]["history"]).exists()
     assert saved["target"] == "leadrisk" and saved["hardware"]["cpus"] >= 1
+    assert saved["service_settings"] == runner.service_settings(settings)
+
+
+def test_a_summary_records_the_service_settings_but_not_the_token():
+    settings = Settings()
+    settings.service.auth_token = "s3cret"
+    settings.service.prediction_log_sync_interval_ms = 100
+    recorded = runner.service_settings(settings)
+    assert recorded["auth_token"] == "set" and "s3cret" not in json.dumps(recorded)
+    assert recorded["prediction_log_sync_interval_ms"] == 100 and recorded["batching"] is True
