@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import threading
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from leadrisk.columns import Columns
+
+log = logging.getLogger("leadrisk.prediction_log")
 
 
 def feature_hashes(features: Columns) -> list[str]:
@@ -103,6 +106,10 @@ class PredictionLog:
                 self._unsynced = False
             try:  # outside the lock: appends go on while the disk syncs
                 os.fsync(descriptor)
+            except OSError:  # e.g. a full or failing disk: say so, and retry next interval
+                log.exception("prediction log: background fsync failed")
+                with self._lock:
+                    self._unsynced = True
             finally:
                 os.close(descriptor)
 

@@ -68,3 +68,24 @@ def test_closing_syncs_what_the_interval_has_not_yet(tmp_path, fsyncs):
     assert len(fsyncs) == 2
     log.close()
     assert [e["request_id"] for e in read_entries(tmp_path)] == ["r1", "r2"]
+
+
+def test_a_failed_background_sync_is_logged_and_retried(tmp_path, monkeypatch, caplog):
+    real = os.fsync
+    attempts: list[int] = []
+
+    def failing_once(descriptor: int) -> None:
+        attempts.append(descriptor)
+        if len(attempts) == 1:
+            raise OSError(28, "No space left on device")
+        real(descriptor)
+
+    monkeypatch.setattr(prediction_log.os, "fsync", failing_once)
+    log = PredictionLog(tmp_path, sync_interval_s=0.02)
+    log.append([_entry(1)])
+    deadline = time.monotonic() + 2
+    while len(attempts) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    log.close()
+    assert len(attempts) >= 2, "the failed sync was not retried"
+    assert "background fsync failed" in caplog.text
