@@ -62,6 +62,7 @@ class Batcher(Generic[Item, Result]):
         self._max_batch_size = max_batch_size
         self._max_latency = max_latency_ms / 1000
         self._max_wait = max_wait_ms / 1000
+        self._late = f"{name}: waited over {max_latency_ms:.0f} ms"
         self._bulk_rows = min(bulk_rows_per_batch or max_batch_size, max_batch_size)
         self._queue: deque[_Pending] = deque()
         self._bulk: deque[_Pending] = deque()
@@ -132,9 +133,8 @@ class Batcher(Generic[Item, Result]):
         """The next batch: single requests first, then up to ``bulk_rows_per_batch`` bulk rows,
         after shedding requests that are already past the latency budget."""
         deadline = time.monotonic() - self._max_latency
-        late = f"{self.name}: waited over {self._max_latency * 1000:.0f} ms"
-        _shed(self._queue, deadline, late)
-        _shed(self._bulk, deadline, late)
+        _shed(self._queue, deadline, self._late)
+        _shed(self._bulk, deadline, self._late)
         batch = _pop_live(self._queue, self._max_batch_size)
         room = min(self._max_batch_size - len(batch), self._bulk_rows)
         return batch + _pop_live(self._bulk, room)
