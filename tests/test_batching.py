@@ -34,6 +34,13 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
+async def scoring_started(model: Recorder, batches: int = 1) -> None:
+    """Wait until the model has been handed ``batches`` batches (not a fixed sleep: a busy
+    machine may start the scoring thread late)."""
+    while len(model.batches) < batches:
+        await asyncio.sleep(0.001)
+
+
 def test_a_lone_request_is_scored_at_once_and_alone():
     model = Recorder()
     batcher = Batcher("t", model, max_batch_size=8, max_latency_ms=1000)
@@ -56,7 +63,7 @@ def test_requests_arriving_during_a_batch_form_the_next_one():
 
     async def scenario():
         first = asyncio.create_task(batcher.submit(0))
-        await asyncio.sleep(0.01)  # the first batch ([0]) is running
+        await scoring_started(model)  # the first batch ([0]) is running
         rest = [asyncio.create_task(batcher.submit(i)) for i in range(1, 10)]
         return await asyncio.gather(first, *rest)
 
@@ -70,7 +77,7 @@ def test_requests_arriving_during_a_batch_form_the_next_one():
 
 def test_max_wait_lets_a_batch_grow():
     model = Recorder()
-    batcher = Batcher("t", model, max_batch_size=8, max_latency_ms=5000, max_wait_ms=50)
+    batcher = Batcher("t", model, max_batch_size=8, max_latency_ms=5000, max_wait_ms=300)
 
     async def scenario():
         tasks = []
@@ -105,7 +112,7 @@ def test_a_failing_batch_fails_its_requests_and_the_next_batch_still_runs():
 
     async def scenario():
         first = asyncio.create_task(batcher.submit(0))
-        await asyncio.sleep(0.005)
+        await scoring_started(model)
         failing = [asyncio.create_task(batcher.submit(i)) for i in (1, 2)]
         await asyncio.sleep(0.005)
         after = asyncio.create_task(batcher.submit(3))
@@ -126,7 +133,7 @@ def test_single_requests_go_ahead_of_a_bulk_call_which_is_scored_in_small_batche
 
     async def scenario():
         first = asyncio.create_task(batcher.submit(0))
-        await asyncio.sleep(0.005)  # [0] is running
+        await scoring_started(model)  # [0] is running
         bulk = asyncio.create_task(batcher.submit_bulk(list(range(100, 107))))
         await asyncio.sleep(0)
         single = asyncio.create_task(batcher.submit(1))  # arrives after the bulk call
