@@ -66,6 +66,10 @@ def build_snapshots(
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
         con.execute(f"SET memory_limit = '{memory_limit}'")
+        # One thread: in parallel, transactions with the same timestamp (AMLSim has one per day)
+        # were summed in a different order each run, so float aggregates differed in their last
+        # bits and the trained models by ~1e-4 between identical runs.
+        con.execute("SET threads = 1")
         con.execute(f"SET temp_directory = '{tables_dir / '.duckdb_tmp'}'")
         con.execute(_snapshot_sql(source, windows, night_hours, tmp))
         rows = con.execute(f"SELECT count(*) FROM read_parquet('{tmp}')").fetchone()[0]
