@@ -208,6 +208,18 @@ def test_scores_bands_and_reasons(lead_model, lead_rows) -> None:
     assert {-1.0, 1.0} <= signs
 
 
+def test_raising_reasons_are_the_largest_positive_contributions(lead_model, lead_rows) -> None:
+    sample = lead_rows.head(30)
+    contributions = lead_model.contributions(sample)
+    raising = lead_model.raising_reasons(sample, k=3)
+    assert raising != lead_model.top_reasons(sample, k=3)  # some top reasons lowered a score
+    for row, row_reasons in enumerate(raising):
+        expected = np.sort(contributions[row][contributions[row] > 0])[::-1][:3]
+        assert [r.contribution for r in row_reasons] == expected.tolist()
+        for reason in row_reasons:
+            assert contributions[row, lead_model.features.index(reason.feature)] > 0
+
+
 @pytest.mark.parametrize("kind", [LEAD, RISK], ids=["lead", "risk"])
 def test_contributions_add_up_to_the_logit(kind, trained_settings, synthetic_settings) -> None:
     model = _champion(trained_settings, kind)
@@ -387,8 +399,9 @@ def test_offboarding_list_rows_have_rule_and_reasons(trained_settings, tmp_path:
         assert isinstance(rule, str) and f"{HIGH} segment" in rule and " and " in rule
         assert isinstance(reasons, str)
         parts = reasons.split("; ")
-        assert len(parts) == trained_settings.training.offboard_top_reasons
+        assert 1 <= len(parts) <= trained_settings.training.offboard_top_reasons
         assert all(REASON_TEXT.match(p) for p in parts), parts
+        assert all(p.rsplit(": ", 1)[1].startswith("+") for p in parts), parts
     high_from = trained_settings.training.risk_segment_thresholds[1]
     assert (rows["p_suspended"] >= high_from).all()
 

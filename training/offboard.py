@@ -41,7 +41,8 @@ def _cohort_features(settings: Settings, cohort: str) -> pd.DataFrame:
 def offboarding_list(
     settings: Settings, out: Path | None = None, progress: Callable[[str], None] = print
 ) -> Path:
-    """Score the unlabeled cohort; write the customers to off-board with rule and reasons."""
+    """Score the unlabeled cohort; write the customers to off-board with their rule and the
+    features that raised their risk most."""
     version, model = champion(settings)
     cohort = _cohort_features(settings, tables.UNLABELED)
     progress(f"scoring {len(cohort):,} unlabeled customers with customer_risk v{version}")
@@ -55,7 +56,7 @@ def offboarding_list(
     selected = np.array([rule is not None for rule in rules])
     picked = cohort[selected]
     reasons = (
-        model.top_reasons(picked, settings.training.offboard_top_reasons) if len(picked) else []
+        model.raising_reasons(picked, settings.training.offboard_top_reasons) if len(picked) else []
     )
     rows = pd.DataFrame(
         {
