@@ -2,10 +2,10 @@
 
 scikit-learn's ``ColumnTransformer`` costs ~4 ms per call whatever the batch size (input
 validation, pandas indexing, per-step dispatch): a third of the cost of scoring one request. The
-fitted steps used here (``training.candidates.preprocessor``: median imputation with missing
-indicators then standard scaling for numbers; constant imputation then one-hot encoding with
-infrequent categories for categories) are a few array operations once fitted, so
-:func:`compile_preprocessor` reads their fitted attributes into lookup tables.
+fitted steps used here (``training.candidates.preprocessor``: an optional signed log, median
+imputation with missing indicators then standard scaling for numbers; constant imputation then
+one-hot encoding with infrequent categories for categories) are a few array operations once
+fitted, so :func:`compile_preprocessor` reads their fitted attributes into lookup tables.
 
 It only compiles what it recognises, and it checks itself: the compiled transform must reproduce
 the scikit-learn output on a probe covering every known category, an unknown one and a missing
@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from leadrisk.columns import Columns, as_float
+from leadrisk.transforms import SignedLog, signed_log
 
 TOLERANCE = 1e-12
 UNKNOWN_PROBE = "\x00never-seen-category"
@@ -32,6 +33,7 @@ UNKNOWN_PROBE = "\x00never-seen-category"
 
 @dataclass(frozen=True)
 class _NumericBlock:
+    log: bool  # signed log before imputation (leadrisk.transforms.SignedLog)
     fill: np.ndarray  # per numeric column, the imputed value
     indicator_columns: np.ndarray  # columns that get a missing indicator
     mean: np.ndarray  # scaler offset, imputed values then indicators
@@ -42,6 +44,8 @@ class _NumericBlock:
         return len(self.fill) + len(self.indicator_columns)
 
     def transform(self, values: np.ndarray, out: np.ndarray) -> None:
+        if self.log:
+            values = signed_log(values)
         missing = np.isnan(values)
         imputed = np.where(missing, self.fill, values)
         indicators = missing[:, self.indicator_columns].astype("float64")
@@ -135,12 +139,15 @@ def _compile(prep: Any, numeric: list[str], categorical: list[str]) -> CompiledT
     if any(name == "remainder" and step != "drop" and cols for name, step, cols in fitted):
         raise _Unsupported("remainder columns are kept")
     numeric_steps, categorical_steps = fitted[0][1], fitted[1][1]
-    if len(numeric_steps.steps) != 2 or len(categorical_steps.steps) != 2:
+    # models trained before the log step have two numeric steps
+    log = isinstance(numeric_steps, Pipeline) and "log" in numeric_steps.named_steps
+    if len(numeric_steps.steps) != 2 + log or len(categorical_steps.steps) != 2:
         raise _Unsupported("unexpected steps")
     return CompiledTransform(
         numeric,
         categorical,
         _numeric_block(
+            log and _step(numeric_steps, "log", SignedLog).enabled,
             _step(numeric_steps, "impute", SimpleImputer),
             _step(numeric_steps, "scale", StandardScaler),
         ),
@@ -151,7 +158,7 @@ def _compile(prep: Any, numeric: list[str], categorical: list[str]) -> CompiledT
     )
 
 
-def _numeric_block(imputer: SimpleImputer, scaler: StandardScaler) -> _NumericBlock:
+def _numeric_block(log: bool, imputer: SimpleImputer, scaler: StandardScaler) -> _NumericBlock:
     if imputer.strategy not in ("median", "mean", "most_frequent", "constant"):
         raise _Unsupported("imputer strategy")
     if not (isinstance(imputer.missing_values, float) and np.isnan(imputer.missing_values)):
@@ -164,7 +171,7 @@ def _numeric_block(imputer: SimpleImputer, scaler: StandardScaler) -> _NumericBl
     if len(mean) != width:
         raise _Unsupported("scaler width")
     return _NumericBlock(
-        np.asarray(imputer.statistics_, dtype="float64"), columns, np.asarray(mean), scale
+        log, np.asarray(imputer.statistics_, dtype="float64"), columns, np.asarray(mean), scale
     )
 
 

@@ -14,7 +14,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from leadrisk.compiled_transform import compile_preprocessor
 from leadrisk.scoring import Band, ScoringModel, prepare_inputs
-from training.candidates import MIN_CATEGORY_FREQUENCY, preprocessor
+from training.candidates import MIN_CATEGORY_FREQUENCY, imputation_values, preprocessor
 
 NUMERIC = ["amount", "visits", "always_present", "never_present"]
 CATEGORICAL = ["country", "source"]
@@ -46,9 +46,13 @@ def frame(rows: int, seed: int, unseen: bool = False) -> pd.DataFrame:
     )
 
 
-@pytest.fixture(scope="module")
-def fitted() -> ColumnTransformer:
+@pytest.fixture(scope="module", params=["no_log", "signed_log", "before_the_log_step"])
+def fitted(request) -> ColumnTransformer:
     prep = preprocessor(NUMERIC, CATEGORICAL)
+    if request.param == "signed_log":
+        prep.set_params(num__log__enabled=True)
+    elif request.param == "before_the_log_step":  # as models registered before it were fitted
+        prep.transformers[0][1].steps.pop(0)
     prep.fit(prepare_inputs(frame(2_000, 0), NUMERIC, CATEGORICAL))
     rare = prep.named_transformers_["cat"].named_steps["onehot"].infrequent_categories_
     assert rare[0] is not None and len(rare[0]) > 0, "the fixture must exercise rare categories"
@@ -91,3 +95,15 @@ def test_scoring_model_uses_it_and_pickles_without_it(fitted):
     expected = pipeline.predict_proba(prepare_inputs(data, NUMERIC, CATEGORICAL))[:, 1]
     np.testing.assert_allclose(restored.predict_proba(data), scores, rtol=0, atol=1e-12)
     np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-9)
+
+
+def test_imputation_values_are_in_raw_units(fitted):
+    """Filling a row with the reported values gives what the pipeline's own imputation gives."""
+    fills = imputation_values(fitted)
+    missing = frame(1, 4).assign(**dict.fromkeys(NUMERIC, np.nan))
+    filled = missing.assign(**{name: fills[name] for name in NUMERIC})
+    imputed, by_hand = (
+        fitted.transform(prepare_inputs(rows, NUMERIC, CATEGORICAL))[:, : len(NUMERIC)]
+        for rows in (missing, filled)
+    )
+    np.testing.assert_allclose(by_hand, imputed, rtol=0, atol=1e-9)
