@@ -34,3 +34,7 @@ class SignedLog(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         values = np.asarray(X, dtype="float64")
         return signed_log(values) if self.enabled else values
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        values = np.asarray(X, dtype="float64")
+        return np.sign(values) * np.expm1(np.abs(values)) if self.enabled else values

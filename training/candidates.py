@@ -138,8 +138,8 @@ def imputation_values(prep: ColumnTransformer) -> dict[str, Any]:
     """The fill value the fitted pipeline uses for each missing raw feature (in raw units)."""
     numeric_steps = prep.named_transformers_["num"].named_steps
     fills = numeric_steps["impute"].statistics_
-    if "log" in numeric_steps and numeric_steps["log"].enabled:  # the imputer saw signed logs
-        fills = np.sign(fills) * np.expm1(np.abs(fills))
+    if "log" in numeric_steps:  # the imputer may have seen signed logs
+        fills = numeric_steps["log"].inverse_transform(fills.reshape(1, -1))[0]
     numeric = dict(zip(prep.transformers_[0][2], fills, strict=True))
     categorical = {name: MISSING_CATEGORY for name in prep.transformers_[1][2]}
     return {
