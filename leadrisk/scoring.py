@@ -20,6 +20,9 @@ from leadrisk.compiled_transform import CompiledTransform, compile_preprocessor
 EPS = 1e-12
 LOGIT_BOUND = float(np.log((1 - EPS) / EPS))  # the log-odds of a probability clipped to EPS
 COMPILED = "_compiled"
+GROUPS = "_grouping"
+# metadata key: lists of correlated features whose contributions are reported as one reason
+REASON_GROUPS = "reason_groups"
 
 
 @dataclass(frozen=True)
@@ -32,16 +35,25 @@ class Band:
 
 @dataclass(frozen=True)
 class Reason:
+    """One reason for a score: a feature and its value, with the contribution (calibrated
+    log-odds) of the feature and of the correlated features reported with it."""
+
     feature: str
     value: Any
     contribution: float
+    grouped_with: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
         value = self.value
         if isinstance(value, float):
             value = "missing" if np.isnan(value) else f"{value:,.4g}"
-        return f"{self.feature.replace('_', ' ')} is {value}: {self.contribution:+.2f}"
+        grouped = (
+            f" (with {', '.join(_words(name) for name in self.grouped_with)})"
+            if self.grouped_with
+            else ""
+        )
+        return f"{_words(self.feature)} is {value}{grouped}: {self.contribution:+.2f}"
 
 
 @dataclass
@@ -100,8 +112,26 @@ class ScoringModel:
         return self.__dict__[COMPILED]
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the compiled transform: it is rebuilt from the fitted pipeline."""
-        return {k: v for k, v in self.__dict__.items() if k != COMPILED}
+        """Pickle without what is derived on load (compiled transform, reason groups)."""
+        return {k: v for k, v in self.__dict__.items() if k not in (COMPILED, GROUPS)}
+
+    def _groups(self) -> tuple[list[tuple[int, ...]], np.ndarray]:
+        """The reason groups as feature indices (every feature in exactly one; a feature not in
+        ``metadata["reason_groups"]`` alone) and the features x groups membership matrix."""
+        if GROUPS not in self.__dict__:
+            index = {name: i for i, name in enumerate(self.features)}
+            groups = [
+                tuple(index[name] for name in group if name in index)
+                for group in self.metadata.get(REASON_GROUPS, [])
+            ]
+            groups = [group for group in groups if group]
+            grouped = {i for group in groups for i in group}
+            groups += [(i,) for i in range(len(self.features)) if i not in grouped]
+            membership = np.zeros((len(self.features), len(groups)))
+            for column, group in enumerate(groups):
+                membership[list(group), column] = 1.0
+            self.__dict__[GROUPS] = (groups, membership)
+        return self.__dict__[GROUPS]
 
     def _calibrated(self, transformed: np.ndarray) -> np.ndarray:
         slope, intercept = self.calibration
@@ -187,30 +217,44 @@ class ScoringModel:
         return out
 
     def top_reasons(self, frame: pd.DataFrame | Columns, k: int = 3) -> list[list[Reason]]:
-        """The ``k`` features that moved each score most, either way, in plain words."""
+        """The ``k`` reasons that moved each score most, either way, in plain words."""
         prepared = self._prepared(frame)
         return self._reasons(prepared, self._contributions(self._transform(prepared)), k)
 
     def raising_reasons(self, frame: pd.DataFrame | Columns, k: int = 3) -> list[list[Reason]]:
-        """The up to ``k`` features that raised each score most: the case for a positive
-        decision (e.g. off-boarding). Correlated features can push far in opposite directions
-        (a linear model on the 180-day counts gave -16.6 and +12.0), and a reason that lowered
-        the risk does not justify acting on it."""
+        """The up to ``k`` reasons that raised each score most: the case for a positive
+        decision (e.g. off-boarding); a reason that lowered the risk does not justify acting."""
         prepared = self._prepared(frame)
         contributions = self._contributions(self._transform(prepared))
-        raised = self._reasons(prepared, np.where(contributions > 0, contributions, 0.0), k)
-        return [[r for r in row if r.contribution > 0] for row in raised]
+        return self._reasons(prepared, contributions, k, raising=True)
 
-    def _reasons(self, prepared: Columns, contributions: np.ndarray, k: int) -> list[list[Reason]]:
+    def _reasons(
+        self, prepared: Columns, contributions: np.ndarray, k: int, raising: bool = False
+    ) -> list[list[Reason]]:
+        """Top reasons per row. Correlated features (``metadata["reason_groups"]``) count as one
+        reason: their contributions are summed, and the reason names the member that pushed
+        hardest in the sum's direction. Alone, near-copies of one another get large opposite
+        contributions that say nothing (docs/models.md)."""
+        groups, membership = self._groups()
+        totals = contributions @ membership
+        ranking = np.where(totals > 0, totals, -np.inf) if raising else np.abs(totals)
+        order = np.argsort(-ranking, axis=1)[:, :k]
         values = prepared.objects(self.features)
-        order = np.argsort(-np.abs(contributions), axis=1)[:, :k]
-        return [
-            [
-                Reason(self.features[i], _plain(values[row, i]), float(contributions[row, i]))
-                for i in order[row]
-            ]
-            for row in range(len(prepared))
-        ]
+        reasons = []
+        for row in range(len(prepared)):
+            row_reasons = []
+            for column in order[row]:
+                total = float(totals[row, column])
+                if raising and total <= 0:
+                    break
+                group = groups[column]
+                lead = max(group, key=lambda i: contributions[row, i] * np.sign(total))
+                others = tuple(self.features[i] for i in group if i != lead)
+                row_reasons.append(
+                    Reason(self.features[lead], _plain(values[row, lead]), total, others)
+                )
+            reasons.append(row_reasons)
+        return reasons
 
 
 @dataclass(frozen=True)
@@ -266,3 +310,7 @@ def _plain(value: Any) -> Any:
 def _logit(proba: np.ndarray) -> np.ndarray:
     proba = np.clip(proba, EPS, 1 - EPS)
     return np.log(proba / (1 - proba))
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ")

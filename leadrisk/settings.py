@@ -61,6 +61,8 @@ class TrainingSettings(BaseModel):
     mlflow_tracking_uri: str | None = None
     mlflow_postgres_uri: str = "postgresql://postgres@127.0.0.1:5432/leadrisk_mlflow"
     offboard_top_reasons: int = 3
+    # numeric features this correlated (|Spearman|) on the training set are one reason
+    reason_group_correlation: float = 0.9
     lead_targets: dict[str, float] = {"roc_auc": 0.93, "precision": 0.82, "recall": 0.82}
     risk_targets: dict[str, float] = {"pr_auc": 0.85}
 

@@ -60,7 +60,8 @@ class CustomerRequest(BaseModel):
 class ReasonOut(BaseModel):
     feature: str
     value: str | float | int | None
-    contribution: float
+    contribution: float  # of the feature and of the correlated features grouped with it
+    grouped_with: list[str] = []
     text: str
 
 

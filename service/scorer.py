@@ -57,7 +57,11 @@ class ServedModel:
 def _reasons(reasons: list[Reason]) -> list[ReasonOut]:
     return [
         ReasonOut(
-            feature=r.feature, value=_json_value(r.value), contribution=r.contribution, text=r.text
+            feature=r.feature,
+            value=_json_value(r.value),
+            contribution=r.contribution,
+            grouped_with=list(r.grouped_with),
+            text=r.text,
         )
         for r in reasons
     ]

@@ -19,9 +19,10 @@ from features import store, tables
 from features.definitions import definitions
 from leadrisk.catalog import LEAD, RISK, ModelKind
 from leadrisk.risk_rules import HIGH
-from leadrisk.scoring import ScoringModel
+from leadrisk.scoring import REASON_GROUPS, ScoringModel
 from leadrisk.settings import Settings, load_settings
 from training import dataset, registry
+from training.candidates import correlated_groups
 from training.offboard import offboarding_list, segment_profile
 from training.train import TrainReport, train
 
@@ -197,15 +198,24 @@ def test_scores_bands_and_reasons(lead_model, lead_rows) -> None:
         assert len(row_reasons) == 3
         magnitudes = [abs(r.contribution) for r in row_reasons]
         assert magnitudes == sorted(magnitudes, reverse=True)
-        assert magnitudes[-1] >= np.sort(np.abs(contributions[row]))[-3]
+        totals = _group_totals(lead_model, contributions[row])
+        assert magnitudes[-1] >= np.sort(np.abs(list(totals.values())))[-3] - 1e-12
         for reason in row_reasons:
-            assert reason.feature in lead_model.features
-            index = lead_model.features.index(reason.feature)
-            assert reason.contribution == contributions[row, index]
+            members = frozenset([reason.feature, *reason.grouped_with])
+            assert reason.contribution == pytest.approx(totals[members], abs=1e-12)
             assert REASON_TEXT.match(reason.text), reason.text
             assert "_" not in reason.text.split(" is ")[0]
             signs.add(np.sign(reason.contribution))
     assert {-1.0, 1.0} <= signs
+
+
+def _group_totals(model: ScoringModel, contributions: np.ndarray) -> dict[frozenset, float]:
+    """One row's contribution per reason group (features not in a group alone)."""
+    groups = [frozenset(g) for g in model.metadata.get(REASON_GROUPS, [])]
+    grouped = set().union(*groups)
+    groups += [frozenset([f]) for f in model.features if f not in grouped]
+    index = {f: i for i, f in enumerate(model.features)}
+    return {g: float(sum(contributions[index[f]] for f in g)) for g in groups}
 
 
 def test_raising_reasons_are_the_largest_positive_contributions(lead_model, lead_rows) -> None:
@@ -214,10 +224,39 @@ def test_raising_reasons_are_the_largest_positive_contributions(lead_model, lead
     raising = lead_model.raising_reasons(sample, k=3)
     assert raising != lead_model.top_reasons(sample, k=3)  # some top reasons lowered a score
     for row, row_reasons in enumerate(raising):
-        expected = np.sort(contributions[row][contributions[row] > 0])[::-1][:3]
-        assert [r.contribution for r in row_reasons] == expected.tolist()
-        for reason in row_reasons:
-            assert contributions[row, lead_model.features.index(reason.feature)] > 0
+        totals = _group_totals(lead_model, contributions[row])
+        expected = sorted((t for t in totals.values() if t > 0), reverse=True)[:3]
+        assert [r.contribution for r in row_reasons] == pytest.approx(expected, abs=1e-12)
+
+
+def test_correlated_features_are_one_reason(trained_settings, synthetic_settings) -> None:
+    """Near-copies get large opposite contributions alone; grouped, their sum is the reason."""
+    model = _champion(trained_settings, RISK)
+    groups = model.metadata[REASON_GROUPS]
+    assert groups and all(len(g) > 1 and set(g) <= set(model.numeric) for g in groups)
+    frame = dataset.build(RISK, synthetic_settings).features.head(200)
+    reasons = [r for row in model.top_reasons(frame, k=3) for r in row]
+    in_groups = [r for r in reasons if r.grouped_with]
+    assert in_groups and all(" (with " in r.text for r in in_groups)
+    group_of = {f: set(g) for g in groups for f in g}
+    assert all({r.feature, *r.grouped_with} == group_of[r.feature] for r in in_groups)
+
+
+def test_correlated_groups_link_features_by_rank_correlation() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.lognormal(size=500)
+    frame = pd.DataFrame(
+        {
+            "count": base,
+            "count_squared": base**2,  # monotone: rank correlation 1
+            "noisy_count": base + rng.normal(0, 0.01, 500),
+            "independent": rng.normal(size=500),
+            "constant": np.ones(500),
+        }
+    )
+    groups = correlated_groups(frame, list(frame.columns), 0.9)
+    assert [sorted(g) for g in groups] == [["count", "count_squared", "noisy_count"]]
+    assert correlated_groups(frame, ["count", "independent"], 0.9) == []
 
 
 @pytest.mark.parametrize("kind", [LEAD, RISK], ids=["lead", "risk"])

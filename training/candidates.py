@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from lightgbm import LGBMClassifier
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.stats import loguniform, randint, uniform
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
@@ -146,3 +149,17 @@ def imputation_values(prep: ColumnTransformer) -> dict[str, Any]:
         k: (float(v) if isinstance(v, np.floating) else v)
         for k, v in {**numeric, **categorical}.items()
     }
+
+
+def correlated_groups(frame: pd.DataFrame, numeric: list[str], threshold: float) -> list[list[str]]:
+    """Groups of numeric features linked by |Spearman correlation| >= ``threshold`` on ``frame``
+    (connected components; groups of one left out), to be explained as one reason."""
+    values = frame[numeric].astype("float64")
+    values = values.loc[:, values.std() > 0]
+    if values.shape[1] < 2:
+        return []
+    linked = values.corr(method="spearman").abs().fillna(0.0).to_numpy() >= threshold
+    count, labels = connected_components(csr_matrix(linked), directed=False)
+    names = list(values.columns)
+    groups = [[names[i] for i in np.flatnonzero(labels == label)] for label in range(count)]
+    return [group for group in groups if len(group) > 1]

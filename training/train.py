@@ -28,7 +28,7 @@ from sklearn.model_selection import (
 
 from leadrisk import risk_rules
 from leadrisk.catalog import MODEL_KINDS, ModelKind
-from leadrisk.scoring import Band, ScoringModel, prepare_inputs
+from leadrisk.scoring import REASON_GROUPS, Band, ScoringModel, prepare_inputs
 from leadrisk.settings import PROJECT_ROOT, Settings
 from monitoring import reference
 from training import candidates as cands
@@ -106,6 +106,9 @@ def train(
             "transformed_means": np.asarray(pipe[:-1].transform(X_train)).mean(axis=0).tolist(),
             "threshold_rule": _threshold_rule(kind, settings),
             "pattern_cuts": risk_rules.pattern_cuts(X_train) if kind.key == "risk" else {},
+            REASON_GROUPS: cands.correlated_groups(
+                X_train, ts.numeric, cfg.reason_group_correlation
+            ),
         },
     )
     test_score = model.predict_proba(X_test)
