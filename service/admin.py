@@ -53,7 +53,7 @@ def batch_by_ids(scorer: Scorer, model: str, ids: list[int]) -> BatchResponse:
     rows: list[BatchRow] = []
     for start in range(0, len(ids), BATCH_CHUNK):
         chunk = ids[start : start + BATCH_CHUNK]
-        outcomes = scorer.score(model, batch_request_items(model, chunk))
+        outcomes = scorer.batch_scorer(model)(batch_request_items(model, chunk))
         rows += batch_rows(chunk, outcomes, start)
     return _response(model, rows)
 

@@ -13,10 +13,6 @@ is then scored over a few batches, and a single request arriving behind it waits
 batch, not for the whole call (in the load-test mix at 300 req/s, p95 halved:
 docs/benchmarks.md).
 
-A batch's results can be held back until its prediction-log lines are on disk (``Deferred``):
-the batcher answers them when that completes and meanwhile scores the next batch, so the scoring
-thread never waits for the disk.
-
 Why not BentoML's own dispatcher: it lives in a second process behind an HTTP hop, and its cork
 estimates the wait to add from the waits it observed, which feeds on itself; measured at 50 req/s
 with the worker 31% busy, it held requests for 140 ms at the median (docs/benchmarks.md).
@@ -25,11 +21,10 @@ with the worker 31% busy, it held requests for 140 ms at the median (docs/benchm
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, NamedTuple, TypeVar
 
 Item = TypeVar("Item")
@@ -40,14 +35,6 @@ class Overloaded(RuntimeError):
     """The request waited longer than the latency budget before a batch could take it."""
 
 
-class Deferred(NamedTuple, Generic[Result]):
-    """A batch's results, to be answered only once ``ready`` completes (if it fails, every
-    request of the batch gets its error)."""
-
-    results: Sequence[Result]
-    ready: Future[None]
-
-
 class _Pending(NamedTuple):
     item: object
     future: asyncio.Future
@@ -55,8 +42,7 @@ class _Pending(NamedTuple):
 
 
 class Batcher(Generic[Item, Result]):
-    """Feeds ``score`` (a blocking function of a list of items, returning their results or a
-    ``Deferred``) with batches of queued items.
+    """Feeds ``score`` (a blocking function of a list of items) with batches of queued items.
 
     One batch runs at a time, in a dedicated thread, so the event loop keeps accepting requests.
     Create it inside the serving process; ``close`` stops the thread.
@@ -65,7 +51,7 @@ class Batcher(Generic[Item, Result]):
     def __init__(
         self,
         name: str,
-        score: Callable[[list[Item]], Sequence[Result] | Deferred[Result]],
+        score: Callable[[list[Item]], Sequence[Result]],
         max_batch_size: int,
         max_latency_ms: float,
         max_wait_ms: float = 0.0,
@@ -121,17 +107,17 @@ class Batcher(Generic[Item, Result]):
             if not batch:
                 continue
             try:
-                scored = await loop.run_in_executor(
+                results = await loop.run_in_executor(
                     self._executor, self._score, [p.item for p in batch]
                 )
             except Exception as err:  # every request of the batch gets the error
-                _answer(batch, error=err)
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(err)
             else:
-                if isinstance(scored, Deferred):
-                    ready = asyncio.wrap_future(scored.ready, loop=loop)
-                    ready.add_done_callback(functools.partial(_release, batch, scored.results))
-                else:
-                    _answer(batch, scored)
+                for pending, result in zip(batch, results, strict=True):
+                    if not pending.future.done():
+                        pending.future.set_result(result)
             if self._queue or self._bulk:
                 self._wake.set()
 
@@ -160,27 +146,6 @@ class Batcher(Generic[Item, Result]):
             if not pending.future.done():
                 pending.future.cancel()
         self._executor.shutdown(wait=True)
-
-
-def _release(batch: list[_Pending], results: Sequence, ready: asyncio.Future) -> None:
-    """A deferred batch is ready (or failed): answer its requests."""
-    if ready.cancelled():
-        _answer(batch, error=RuntimeError("scoring was cancelled before its results were durable"))
-    else:
-        _answer(batch, results, ready.exception())
-
-
-def _answer(
-    batch: list[_Pending], results: Sequence | None = None, error: BaseException | None = None
-) -> None:
-    """Hand each request of ``batch`` its result, or every one ``error``."""
-    for i, pending in enumerate(batch):
-        if pending.future.done():  # the client went away
-            continue
-        if error is not None:
-            pending.future.set_exception(error)
-        else:
-            pending.future.set_result(results[i])
 
 
 def _shed(lane: deque[_Pending], deadline: float, late: str) -> None:

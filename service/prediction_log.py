@@ -2,12 +2,10 @@
 (or, when configured, at most every sync interval).
 
 Each worker process appends to its own daily file (``<dir>/<YYYY-MM-DD>/<pid>.jsonl``) so lines of
-concurrent writers never interleave. Fsyncs are group commits: a background thread syncs whatever
-was written since its last fsync, so batches written while the disk is busy (both models' scoring
-threads, a batch scored during the previous one's fsync) share one, and the thread that wrote a
-batch can go on scoring the next while its lines reach the disk. Entries carry a hash of the
-feature values (``features_hash``), not the values, which keeps the log small while still proving
-which inputs a score was made from.
+concurrent writers never interleave. A batch of predictions costs one write and one fsync, so
+adaptive batching also amortises durability. Entries carry a hash of the feature values
+(``features_hash``), not the values, which keeps the log small while still proving which inputs a
+score was made from.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import math
 import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,39 +45,30 @@ def _missing_as_nan(value: Any) -> Any:
     return math.nan if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def on_disk() -> Future[None]:
-    """A completed durability future: for results with nothing (more) to write."""
-    done: Future[None] = Future()
-    done.set_result(None)
-    return done
-
-
 class PredictionLog:
     """Appends prediction entries to this process's file of the day.
 
-    ``write`` returns as soon as the lines are written to the OS (a crash of the process loses
-    nothing) with a future that completes once they are on disk: answer after it, and an answered
-    prediction survives a machine crash. With ``sync_interval_s`` = 0 (the default) a background
-    thread fsyncs as soon as there are lines waiting (group commit); with an interval, at most that
-    often, and the future completes at once: a machine crash may lose that much of the log's tail
-    (docs/service.md). ``append`` writes and waits.
+    With ``sync_interval_s`` = 0 (the default) each append is fsynced before it returns, so an
+    answered prediction survives a machine crash. With an interval, an append returns once its
+    lines are written to the OS (a crash of the process loses nothing) and a background thread
+    fsyncs at most that often: a machine crash may lose that much of the log's tail, and the
+    scoring threads no longer wait for the disk (docs/service.md).
     """
 
     def __init__(self, directory: Path, sync_interval_s: float = 0.0) -> None:
         self.directory = directory
         self._lock = threading.Lock()
-        self._written = threading.Condition(self._lock)
         self._handle: Any = None
         self._day: str | None = None
         self._sync_interval = sync_interval_s
         self._unsynced = False
-        self._waiting: list[Future[None]] = []  # written, not yet on disk (group commit)
         self._stop = threading.Event()
-        run = self._sync_every_interval if sync_interval_s > 0 else self._commit_groups
-        self._syncer: threading.Thread | None = threading.Thread(
-            target=run, name="prediction-log-sync", daemon=True
-        )
-        self._syncer.start()
+        self._syncer: threading.Thread | None = None
+        if sync_interval_s > 0:
+            self._syncer = threading.Thread(
+                target=self._sync_every_interval, name="prediction-log-sync", daemon=True
+            )
+            self._syncer.start()
 
     def _file_for(self, day: str) -> Any:
         if self._day != day:
@@ -91,11 +79,10 @@ class PredictionLog:
             self._day = day
         return self._handle
 
-    def write(self, entries: list[dict[str, Any]]) -> Future[None]:
-        """Write entries to the OS; the returned future completes once they are on disk (at
-        once with a sync interval) or fails with the fsync's error."""
+    def append(self, entries: list[dict[str, Any]]) -> None:
+        """Write entries; returns once they are on disk (or, with a sync interval, written)."""
         if not entries:
-            return on_disk()
+            return
         now = datetime.now(UTC)
         lines = "".join(
             json.dumps({"logged_at": now.isoformat(), **entry}, default=str) + "\n"
@@ -105,42 +92,10 @@ class PredictionLog:
             handle = self._file_for(now.strftime("%Y-%m-%d"))
             handle.write(lines)
             handle.flush()
-            if self._syncer is None:  # closed: no thread left to sync, do it here
+            if self._syncer is None:
                 os.fsync(handle.fileno())
-                return on_disk()
-            if self._sync_interval > 0:
-                self._unsynced = True
-                return on_disk()
-            durable: Future[None] = Future()
-            self._waiting.append(durable)
-            self._written.notify()
-            return durable
-
-    def append(self, entries: list[dict[str, Any]]) -> None:
-        """Write entries and return once they are on disk (with a sync interval, written)."""
-        self.write(entries).result()
-
-    def _commit_groups(self) -> None:
-        """Fsync whatever was written since the last fsync, then release its writers."""
-        while True:
-            with self._written:
-                while not self._waiting and not self._stop.is_set():
-                    self._written.wait()
-                if not self._waiting:
-                    return
-                group, self._waiting = self._waiting, []
-                descriptor = os.dup(self._handle.fileno())
-            try:  # outside the lock: writes go on while the disk syncs, and join the next group
-                os.fsync(descriptor)
-            except OSError as err:  # e.g. a full or failing disk: those answers fail, not lie
-                log.exception("prediction log: fsync failed")
-                for durable in group:
-                    durable.set_exception(err)
             else:
-                for durable in group:
-                    durable.set_result(None)
-            finally:
-                os.close(descriptor)
+                self._unsynced = True
 
     def _sync_every_interval(self) -> None:
         while not self._stop.wait(self._sync_interval):
@@ -159,28 +114,21 @@ class PredictionLog:
                 os.close(descriptor)
 
     def _close_handle(self) -> None:
-        """Sync and close the current file (a new day, or close); its waiting writers are
-        released by this fsync."""
         if self._handle is not None:
-            if self._unsynced or self._waiting:
+            if self._unsynced:
                 os.fsync(self._handle.fileno())
                 self._unsynced = False
-                for durable in self._waiting:
-                    durable.set_result(None)
-                self._waiting = []
             self._handle.close()
             self._handle = None
             self._day = None
 
     def close(self) -> None:
         """Sync what is pending and close the file (the log can still be appended to)."""
-        with self._lock:
-            self._stop.set()
-            self._written.notify_all()
+        self._stop.set()
         if self._syncer is not None:
             self._syncer.join()
         with self._lock:
-            self._syncer = None  # writes after this are fsynced one by one
+            self._syncer = None  # appends after this are fsynced one by one
             self._close_handle()
 
 

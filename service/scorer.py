@@ -10,7 +10,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,8 +24,7 @@ from leadrisk.columns import Columns
 from leadrisk.scoring import Assessment, Reason, ScoringModel
 from monitoring.served_rows import ServedRows
 from service import metrics
-from service.batching import Deferred
-from service.prediction_log import PredictionLog, feature_hashes, on_disk
+from service.prediction_log import PredictionLog, feature_hashes
 from service.schemas import (
     CustomerOutcome,
     CustomerScore,
@@ -130,41 +128,26 @@ class Scorer:
         raw = {name: [payload[name] for payload in payloads] for name in payloads[0]}
         return self._readers[LEAD.key].typed(raw | self._derive_lead(raw))
 
-    def batch_scorer(self, model: str) -> Callable[[list], Deferred]:
-        """The batch scoring function of ``model`` ("lead" or "risk") for the batchers: it takes
-        LeadRequests or customer ids (``admin.batch_request_items``) and returns the outcomes
-        with the future of their prediction-log lines reaching the disk (answer after it)."""
-        return self._deferred_leads if model == LEAD.key else self._deferred_customers
-
-    def score(self, model: str, items: list) -> list:
-        """Score a batch of ``model`` and return its outcomes once they are logged durably."""
-        outcomes, durable = self.batch_scorer(model)(items)
-        durable.result()
-        return list(outcomes)
+    def batch_scorer(self, model: str) -> Callable[[list], list]:
+        """The batch scoring function of ``model`` ("lead" or "risk"): ``score_leads`` takes
+        LeadRequests, ``score_customers`` customer ids (``admin.batch_request_items``)."""
+        return self.score_leads if model == LEAD.key else self.score_customers
 
     def score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
         """Score a batch of lead requests; a store outage answers every request with a 503."""
-        return self.score(LEAD.key, requests)
-
-    def score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
-        """Score a batch of customers; a store outage answers every request with a 503."""
-        return self.score(RISK.key, customer_ids)
-
-    def _deferred_leads(self, requests: list[LeadRequest]) -> Deferred[LeadOutcome]:
         try:
             return self._score_leads(requests)
         except FeatureStoreUnavailable as err:
-            return Deferred([LeadOutcome(error=_unavailable(err)) for _ in requests], on_disk())
+            return [LeadOutcome(error=_unavailable(err)) for _ in requests]
 
-    def _deferred_customers(self, customer_ids: list[int]) -> Deferred[CustomerOutcome]:
+    def score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
+        """Score a batch of customers; a store outage answers every request with a 503."""
         try:
             return self._score_customers(customer_ids)
         except FeatureStoreUnavailable as err:
-            return Deferred(
-                [CustomerOutcome(error=_unavailable(err)) for _ in customer_ids], on_disk()
-            )
+            return [CustomerOutcome(error=_unavailable(err)) for _ in customer_ids]
 
-    def _score_leads(self, requests: list[LeadRequest]) -> Deferred[LeadOutcome]:
+    def _score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
         by_id = [i for i, r in enumerate(requests) if r.lead_id is not None]
         by_payload = [i for i, r in enumerate(requests) if r.lead is not None]
         parts: list[Columns] = []
@@ -187,7 +170,7 @@ class Scorer:
             positions += by_payload
         rows = Columns.concat(parts) if parts else Columns({})
         entity_ids = [requests[i].lead_id for i in positions]
-        scored, durable = self._score(LEAD, rows, positions, entity_ids)
+        scored = self._score(LEAD, rows, positions, entity_ids)
         outcomes = []
         for position in range(len(requests)):
             if position in errors:
@@ -204,15 +187,15 @@ class Scorer:
                     )
                 )
             )
-        return Deferred(outcomes, durable)
+        return outcomes
 
-    def _score_customers(self, customer_ids: list[int]) -> Deferred[CustomerOutcome]:
+    def _score_customers(self, customer_ids: list[int]) -> list[CustomerOutcome]:
         if not customer_ids:
-            return Deferred([], on_disk())
+            return []
         stored = self.online(RISK, customer_ids)
         known, rows = stored.found, stored.columns.take(stored.found)
         positions = np.flatnonzero(known).tolist()
-        scored, durable = self._score(RISK, rows, positions, [customer_ids[i] for i in positions])
+        scored = self._score(RISK, rows, positions, [customer_ids[i] for i in positions])
         model = self.models[RISK.key].model
         patterns = risk_rules.matched_patterns(rows, model.metadata.get("pattern_cuts", {}))
         high = model.bands[-1].min_score
@@ -238,15 +221,14 @@ class Scorer:
                     )
                 )
             )
-        return Deferred(outcomes, durable)
+        return outcomes
 
     def _score(
         self, kind: ModelKind, rows: Columns, positions: list[int], entity_ids: list
-    ) -> tuple[dict[int, Scored], Future[None]]:
-        """Score all rows in one model call; log and profile them; returns position -> result
-        and the future of their log lines reaching the disk."""
+    ) -> dict[int, Scored]:
+        """Score all rows in one model call; log and profile them; returns position -> result."""
         if len(rows) == 0:
-            return {}, on_disk()
+            return {}
         served = self.models[kind.key]
         assessed = served.model.assess(rows, TOP_REASONS)
         scores, bands, reasons, imputed = (
@@ -256,7 +238,7 @@ class Scorer:
             assessed.imputed,
         )
         request_ids = [uuid.uuid4().hex for _ in positions]
-        durable = self._record(served, assessed, request_ids, entity_ids)
+        self._record(served, assessed, request_ids, entity_ids)
         return {
             position: Scored(
                 row=i,
@@ -268,13 +250,12 @@ class Scorer:
                 served=served,
             )
             for i, position in enumerate(positions)
-        }, durable
+        }
 
     def _record(
         self, served: ServedModel, assessed: Assessment, request_ids: list[str], entity_ids: list
-    ) -> Future[None]:
-        """Prediction log (answer once the returned future says it is on disk), metrics, and
-        the monitoring profile."""
+    ) -> None:
+        """Durable prediction log (before answering), metrics, and the monitoring profile."""
         name = served.kind.registered_name
         prepared, scores, bands, imputed = (
             assessed.prepared,
@@ -284,7 +265,7 @@ class Scorer:
         )
         hashes = feature_hashes(prepared)
         now = datetime.now(UTC).isoformat()
-        durable = self.log.write(
+        self.log.append(
             [
                 {
                     "request_id": request_ids[i],
@@ -308,7 +289,6 @@ class Scorer:
             metrics.IMPUTED.labels(model=name, feature=feature).inc(count)
         if self.profiles is not None:
             self.profiles.submit(name, served.version, ServedRows.of(prepared, scores, bands))
-        return durable
 
 
 @dataclass(frozen=True)

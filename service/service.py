@@ -151,7 +151,7 @@ class LeadRisk:
         """One entity's outcome, through the batcher (or alone when batching is off)."""
         if SERVICE.batching:
             return await self.batchers[model].submit(item)
-        return (await anyio.to_thread.run_sync(self.scorer.score, model, [item]))[0]
+        return (await anyio.to_thread.run_sync(self.scorer.batch_scorer(model), [item]))[0]
 
     @bentoml.api(route="/score_lead", input_spec=LeadRequest)
     async def score_lead(

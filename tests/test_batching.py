@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import Future
 
 import pytest
 
-from service.batching import Batcher, Deferred, Overloaded
+from service.batching import Batcher, Overloaded
 
 
 class Recorder:
@@ -158,40 +157,3 @@ def test_a_bulk_call_fails_with_its_first_error_once_all_its_items_are_done():
         run(scenario())
     batcher.close()
     assert model.batches == [[100, 101], [102, 103], [104]]  # the batch after it still ran
-
-
-class DeferredRecorder(Recorder):
-    """A model whose results may be answered only once the test releases its batch (as the
-    service answers only once a batch's prediction-log lines are on disk)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ready: list[Future] = []
-
-    def __call__(self, items: list[int]) -> Deferred[int]:
-        results = super().__call__(items)
-        self.ready.append(Future())
-        return Deferred(results, self.ready[-1])
-
-
-def test_deferred_results_are_answered_once_ready_and_the_next_batch_does_not_wait():
-    model = DeferredRecorder()
-    batcher = Batcher("t", model, max_batch_size=4, max_latency_ms=5000)
-
-    async def scenario():
-        first = asyncio.create_task(batcher.submit(1))
-        await scoring_started(model)
-        second = asyncio.create_task(batcher.submit(2))
-        await scoring_started(model, batches=2)  # scored while the first is not yet ready
-        await asyncio.sleep(0.02)
-        assert not first.done() and not second.done()
-        model.ready[1].set_result(None)  # batches may become ready out of order
-        assert await second == 20
-        assert not first.done()
-        model.ready[0].set_exception(OSError(5, "Input/output error"))
-        return await asyncio.gather(first, return_exceptions=True)
-
-    (first,) = run(scenario())
-    batcher.close()
-    assert isinstance(first, OSError)  # a batch whose results could not be made durable fails
-    assert model.batches == [[1], [2]]

@@ -1,5 +1,4 @@
-"""The prediction log's durability modes: group commit before the answer (default) or an fsync
-every interval."""
+"""The prediction log's durability modes: fsync per append (default) or every interval."""
 
 from __future__ import annotations
 
@@ -41,56 +40,6 @@ def test_by_default_each_append_is_on_disk_before_it_returns(tmp_path, fsyncs):
     assert len(fsyncs) == 2
     log.close()
     assert [e["request_id"] for e in read_entries(tmp_path)] == ["r1", "r2", "r3"]
-
-
-def test_writes_wait_for_the_disk_and_those_made_during_an_fsync_share_the_next(
-    tmp_path, monkeypatch
-):
-    real = os.fsync
-    release = threading.Event()
-    started: list[float] = []
-
-    def slow(descriptor: int) -> None:
-        started.append(time.monotonic())
-        release.wait(5)
-        real(descriptor)
-
-    monkeypatch.setattr(prediction_log.os, "fsync", slow)
-    log = PredictionLog(tmp_path)
-    first = log.write([_entry(0)])
-    deadline = time.monotonic() + 2
-    while not started and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert len(started) == 1  # the first write's fsync is under way, blocked on the disk
-    during = [log.write([_entry(i)]) for i in range(1, 11)]  # each returns once written
-    assert len(list(read_entries(tmp_path))) == 11
-    assert not first.done() and not any(future.done() for future in during)
-    release.set()
-    first.result(timeout=5)
-    for future in during:
-        future.result(timeout=5)
-    assert len(started) == 2  # the ten writes made during the first fsync shared one
-    log.close()
-
-
-def test_a_failed_fsync_fails_its_writes_and_the_next_ones_succeed(tmp_path, monkeypatch, caplog):
-    real = os.fsync
-    attempts: list[int] = []
-
-    def failing_once(descriptor: int) -> None:
-        attempts.append(descriptor)
-        if len(attempts) == 1:
-            raise OSError(28, "No space left on device")
-        real(descriptor)
-
-    monkeypatch.setattr(prediction_log.os, "fsync", failing_once)
-    log = PredictionLog(tmp_path)
-    with pytest.raises(OSError, match="No space left"):
-        log.append([_entry(1)])  # not on disk: its answer must not be sent
-    log.append([_entry(2)])
-    log.close()
-    assert len(attempts) == 2
-    assert "fsync failed" in caplog.text
 
 
 def test_with_an_interval_appends_return_at_once_and_a_thread_syncs_them(tmp_path, fsyncs):
