@@ -56,6 +56,9 @@ class TrainingSettings(BaseModel):
     lead_min_recall: float = 0.82
     risk_segment_thresholds: list[float] = [0.2, 0.6]
     champion_margin: float = 0.002
+    # Model choice: the simplest servable candidate whose CV gate metric is within this many
+    # standard errors of the best (the one-standard-error rule); 0 takes the best mean
+    selection_std_errors: float = 1.0
     gate_metric_lead: str = "roc_auc"
     gate_metric_risk: str = "pr_auc"
     mlflow_tracking_uri: str | None = None

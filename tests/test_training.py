@@ -22,7 +22,7 @@ from leadrisk.risk_rules import HIGH
 from leadrisk.scoring import REASON_GROUPS, ScoringModel
 from leadrisk.settings import Settings, load_settings
 from training import dataset, registry
-from training.candidates import correlated_groups
+from training.candidates import choose, correlated_groups
 from training.offboard import offboarding_list, segment_profile
 from training.train import TrainReport, train
 
@@ -257,6 +257,20 @@ def test_correlated_groups_link_features_by_rank_correlation() -> None:
     groups = correlated_groups(frame, list(frame.columns), 0.9)
     assert [sorted(g) for g in groups] == [["count", "count_squared", "noisy_count"]]
     assert correlated_groups(frame, ["count", "independent"], 0.9) == []
+
+
+def test_the_simplest_model_within_one_standard_error_of_the_best_is_chosen() -> None:
+    # standard error of the best mean: 0.02 / sqrt(4) = 0.01
+    tied = {"logistic_regression": (0.692, 0.010), "lightgbm": (0.6995, 0.020)}
+    chosen, why = choose(tied, folds=4, std_errors=1.0)
+    assert chosen == "logistic_regression"
+    assert "within 1 standard error (0.0100) of lightgbm's 0.6995" in why
+    better = {"logistic_regression": (0.688, 0.010), "lightgbm": (0.6995, 0.020)}
+    assert choose(better, folds=4, std_errors=1.0) == ("lightgbm", "best mean")
+    assert choose(tied, folds=4, std_errors=0.0)[0] == "lightgbm"  # 0: the best mean
+    assert choose({"lightgbm": (0.70, 0.02), "logistic_regression": (0.69, 0.0)}, 4, 1.0)[0] == (
+        "lightgbm"  # simplest is the first listed
+    )
 
 
 @pytest.mark.parametrize("kind", [LEAD, RISK], ids=["lead", "risk"])

@@ -78,6 +78,7 @@ def preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransforme
 
 
 def candidates(seed: int) -> list[Candidate]:
+    """The compared models, simplest first: cheapest to serve and explain, fewest knobs."""
     return [
         Candidate(
             "logistic_regression",
@@ -116,6 +117,25 @@ def candidates(seed: int) -> list[Candidate]:
             },
         ),
     ]
+
+
+def choose(
+    cv_scores: dict[str, tuple[float, float]], folds: int, std_errors: float
+) -> tuple[str, str]:
+    """The one-standard-error rule: of ``cv_scores`` (name -> mean, std of the gate metric over
+    ``folds`` folds; higher is better; simplest first, as ``candidates`` lists them), the first
+    whose mean is within ``std_errors`` standard errors (std / sqrt(folds)) of the best mean.
+    Returns the chosen name and why."""
+    best = max(cv_scores, key=lambda name: cv_scores[name][0])
+    best_mean, best_std = cv_scores[best]
+    margin = std_errors * best_std / folds**0.5
+    chosen = next(name for name, (mean, _) in cv_scores.items() if mean >= best_mean - margin)
+    if chosen == best:
+        return chosen, "best mean"
+    return chosen, (
+        f"within {std_errors:g} standard error ({margin:.4f}) of {best}'s {best_mean:.4f}, "
+        "and simpler"
+    )
 
 
 def pipeline(candidate: Candidate, numeric: list[str], categorical: list[str]) -> Pipeline:

@@ -78,10 +78,10 @@ def train(
     folds = StratifiedKFold(n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.seed)
     metric = _gate_metric(kind, settings)
     cv_table, best = _compare(X_train, y_train, ts, folds, settings, metric, progress)
-    servable = {c.name for c in cands.candidates(cfg.seed) if c.servable}
-    chosen = max(servable, key=lambda name: best[name][1])
+    servable = {c.name: best[c.name][1:] for c in cands.candidates(cfg.seed) if c.servable}
+    chosen, why = cands.choose(servable, cfg.cv_folds, cfg.selection_std_errors)
     pipe = best[chosen][0]
-    progress(f"[{kind.key}] chosen: {chosen} (cv {metric} {best[chosen][1]:.4f})")
+    progress(f"[{kind.key}] chosen: {chosen} (cv {metric} {best[chosen][1]:.4f}; {why})")
 
     oof_raw = cross_val_predict(clone(pipe), X_train, y_train, cv=folds, method="predict_proba")[
         :, 1
@@ -103,6 +103,7 @@ def train(
             "model": kind.registered_name,
             "feature_service": kind.feature_service,
             "estimator": chosen,
+            "selection": why,
             "transformed_means": np.asarray(pipe[:-1].transform(X_train)).mean(axis=0).tolist(),
             "threshold_rule": _threshold_rule(kind, settings),
             "pattern_cuts": risk_rules.pattern_cuts(X_train) if kind.key == "risk" else {},
@@ -176,7 +177,7 @@ def _compare(X, y, ts, folds, settings, metric, progress):
     cfg = settings.training
     scoring = evaluate.CV_SCORING[metric]
     table: dict[str, dict[str, str]] = {}
-    best: dict[str, tuple[Any, float]] = {}
+    best: dict[str, tuple[Any, float, float]] = {}
     for candidate in cands.candidates(cfg.seed):
         progress(
             f"  searching {candidate.name} "
@@ -203,7 +204,8 @@ def _compare(X, y, ts, folds, settings, metric, progress):
             values = -values if name in ("log_loss", "brier") else values
             row[name] = f"{values.mean():.4f} +- {values.std():.4f}"
         table[candidate.name] = row
-        best[candidate.name] = (pipe, float(np.mean(scores[f"test_{metric}"])))
+        gate = scores[f"test_{metric}"]
+        best[candidate.name] = (pipe, float(np.mean(gate)), float(np.std(gate)))
         progress(f"    {candidate.name}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
     return table, best
 
@@ -328,6 +330,7 @@ def _log_run(
                 "data_source": source,
                 "seed": str(cfg.seed),
                 "estimator": chosen,
+                "selection": model.metadata.get("selection", ""),
                 **{f"version.{k}": v for k, v in _versions().items()},
             }
         )
