@@ -330,7 +330,7 @@ def _log_run(
                 "data_source": source,
                 "seed": str(cfg.seed),
                 "estimator": chosen,
-                "selection": model.metadata.get("selection", ""),
+                "selection": model.metadata["selection"],
                 **{f"version.{k}": v for k, v in _versions().items()},
             }
         )
