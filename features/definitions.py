@@ -13,14 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_view
+from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64, String
 
+from core.kinds import LEAD, RISK
+from core.settings import Settings
 from features import aggregates, tables
-from leadrisk.settings import Settings, get_settings
 
-LEAD_SCORING_SERVICE = "lead_scoring_v1"
-CUSTOMER_RISK_SERVICE = "customer_risk_v1"
+LEAD_SCORING_SERVICE = LEAD.feature_service
+CUSTOMER_RISK_SERVICE = RISK.feature_service
 NO_TTL = timedelta(0)  # snapshots are exact up to the last data day; nothing expires
 FEAST_TYPES = {"int": Int64, "float": Float64, "str": String}
 
@@ -88,7 +89,7 @@ def definitions(settings: Settings) -> dict[str, object]:
 
     # Feast's decorator re-homes the function it wraps, so each call wraps a fresh one. Python
     # mode: columns in and out are lists, which spares the online read a DataFrame round trip
-    # (pandas mode cost ~2 ms of a single-lead read, docs/benchmarks.md).
+    # (pandas mode made a single-lead read several times slower).
     @on_demand_feature_view(
         sources=[lead_engagement],
         schema=[Field(name=name, dtype=dtype) for name, dtype in LEAD_DERIVED.items()],
@@ -168,11 +169,3 @@ def definitions(settings: Settings) -> dict[str, object]:
         customer_risk,
     ]
     return {obj.name: obj for obj in objects}
-
-
-def on_demand_views(objects: dict[str, object]) -> list[OnDemandFeatureView]:
-    return [obj for obj in objects.values() if isinstance(obj, OnDemandFeatureView)]
-
-
-# Module-level names so that the `feast` CLI (which scans this module) sees the same objects.
-globals().update(definitions(get_settings()))

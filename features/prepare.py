@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
+from core.settings import Settings
 from features import aggregates, tables
 from features.sources import amlsim, synthetic, x_education
-from leadrisk.settings import Settings
 
 Source = Literal["synthetic", "x_education", "amlsim"]
 SOURCES: tuple[Source, ...] = ("synthetic", "x_education", "amlsim")

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +20,10 @@ from feast import FeatureService, FeatureStore, FeatureView
 from feast.repo_config import RepoConfig
 from feast.types import Float64, Int64, String
 
+from core.columns import Columns
+from core.kinds import ModelKind
+from core.settings import PROJECT_ROOT, Settings
 from features.definitions import definitions
-from leadrisk.columns import Columns
-from leadrisk.settings import PROJECT_ROOT, Settings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EVENT_TIMESTAMP = "event_timestamp"
@@ -265,6 +266,38 @@ class OnlineReader:
 def _typed(values: list, dtype: Any) -> np.ndarray:
     """NumPy array of a known type (None becomes NaN for numbers); objects otherwise."""
     return np.array(values, dtype=dtype or object)
+
+
+class ServingFeatures:
+    """What the scorer reads: each model kind's FeatureService online, and the same features for
+    raw payloads of entities not in the store (the service's on-demand views applied to them)."""
+
+    def __init__(self, store: FeatureStore, kinds: list[ModelKind]) -> None:
+        self.store = store
+        self._readers = {kind.key: OnlineReader(store, kind.feature_service) for kind in kinds}
+        on_demand = {view.name: view for view in store.list_on_demand_feature_views()}
+        self._derivations = {
+            kind.key: [
+                on_demand[projection.name].feature_transformation.udf
+                for projection in self._readers[kind.key].service.feature_view_projections
+                if projection.name in on_demand
+            ]
+            for kind in kinds
+        }
+
+    def columns(self, kind: ModelKind) -> list[str]:
+        return self._readers[kind.key].columns
+
+    def read(self, kind: ModelKind, ids: Sequence[int]) -> OnlineRows:
+        """Latest online features of the entities ``ids`` (one Feast call)."""
+        return self._readers[kind.key].read([{kind.entity_key: int(i)} for i in ids])
+
+    def from_payloads(self, kind: ModelKind, payloads: list[dict[str, Any]]) -> Columns:
+        """Feature rows from raw payloads, with the registered on-demand features derived."""
+        raw = {name: [payload[name] for payload in payloads] for name in payloads[0]}
+        for derive in self._derivations[kind.key]:
+            raw = raw | derive(raw)
+        return self._readers[kind.key].typed(raw)
 
 
 def online_features(

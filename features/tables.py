@@ -155,6 +155,7 @@ DIRECTIONS = ("in", "out")
 FAILED_STATUS = "failed"
 
 ALL_TABLES = (LEADS, LEAD_LABELS, CUSTOMERS, CUSTOMER_LABELS, TRANSACTIONS)
+TABLES = {spec.name: spec for spec in ALL_TABLES}
 
 
 class TableError(ValueError):

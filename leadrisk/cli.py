@@ -9,7 +9,10 @@ from pathlib import Path
 
 import click
 
-from leadrisk.settings import Settings, get_settings
+from core.kinds import MODEL_KINDS
+from core.settings import Settings, get_settings
+
+MODEL_KIND = click.Choice(list(MODEL_KINDS))  # "lead" or "risk"
 
 
 def _fail(message: str) -> None:
@@ -85,7 +88,7 @@ def features_materialize(incremental: bool) -> None:
 
 # --- training and registry ------------------------------------------------------------------
 @main.command("train")
-@click.argument("model", type=click.Choice(["lead", "risk"]))
+@click.argument("model", type=MODEL_KIND)
 @click.option(
     "--source", default=None, help="Data source recorded as lineage (default: what prepared it)."
 )
@@ -103,7 +106,7 @@ def _data_source(settings: Settings, model: str) -> str:
     """The source ``leadrisk data prepare`` recorded for the model's entity table."""
     from features import tables
 
-    spec = tables.LEADS if model == "lead" else tables.CUSTOMERS
+    spec = tables.TABLES[MODEL_KINDS[model].entity_table]
     return tables.source_of(spec, settings.tables_dir)
 
 
@@ -113,8 +116,6 @@ def models() -> None:
 
 
 def _model_name(model: str) -> str:
-    from leadrisk.catalog import MODEL_KINDS
-
     return MODEL_KINDS[model].registered_name
 
 
@@ -124,8 +125,8 @@ def models_list() -> None:
     from training import registry
 
     client = registry.connect(get_settings())
-    for model in ("lead", "risk"):
-        name = _model_name(model)
+    for kind in MODEL_KINDS.values():
+        name = kind.registered_name
         click.echo(name)
         for row in registry.list_versions(client, name):
             aliases = ",".join(row["aliases"]) or "-"
@@ -136,7 +137,7 @@ def models_list() -> None:
 
 
 @models.command("promote")
-@click.argument("model", type=click.Choice(["lead", "risk"]))
+@click.argument("model", type=MODEL_KIND)
 @click.argument("version")
 @click.option("--reason", required=True, help="Why, for the audit trail.")
 def models_promote(model: str, version: str, reason: str) -> None:
@@ -154,7 +155,7 @@ def models_promote(model: str, version: str, reason: str) -> None:
 
 
 @models.command("rollback")
-@click.argument("model", type=click.Choice(["lead", "risk"]))
+@click.argument("model", type=MODEL_KIND)
 @click.option("--reason", default="manual rollback", help="Why, for the audit trail.")
 def models_rollback(model: str, reason: str) -> None:
     """Restore the previous champion."""
@@ -169,7 +170,7 @@ def models_rollback(model: str, reason: str) -> None:
 
 
 @models.command("audit")
-@click.argument("model", type=click.Choice(["lead", "risk"]))
+@click.argument("model", type=MODEL_KIND)
 def models_audit(model: str) -> None:
     """Every alias change: when, from which version to which, and why."""
     from training import registry
@@ -227,7 +228,7 @@ def quickstart(serve: bool) -> None:
         run_command("data prepare", "--source", source)
     run_command("features apply")
     run_command("features materialize")
-    for model in ("lead", "risk"):
+    for model in MODEL_KINDS:
         run_command("train", model)
     run_command("risk offboard")
     run_command("risk segments")
@@ -259,7 +260,7 @@ def _when(value: str | None) -> datetime | None:
 
 
 @monitor.command("drift")
-@click.option("--model", type=click.Choice(["lead", "risk"]), required=True)
+@click.option("--model", type=MODEL_KIND, required=True)
 @click.option("--since", default=None, help="ISO time (UTC if no zone).")
 @click.option("--until", default=None, help="ISO time (UTC if no zone).")
 def monitor_drift(model: str, since: str | None, until: str | None) -> None:
@@ -293,7 +294,7 @@ def monitor_check(url: str | None) -> None:
 
 
 @monitor.command("kpis")
-@click.option("--model", type=click.Choice(["lead", "risk"]), required=True)
+@click.option("--model", type=MODEL_KIND, required=True)
 def monitor_kpis(model: str) -> None:
     """Live KPIs from feedback: rates by band, ROC-AUC, precision/recall, calibration."""
     from monitoring.live import live_kpis
@@ -302,7 +303,7 @@ def monitor_kpis(model: str) -> None:
 
 
 @main.command("diagnose")
-@click.argument("model", type=click.Choice(["lead", "risk"]))
+@click.argument("model", type=MODEL_KIND)
 @click.option("--url", default=None, help="Service URL, to compare the served version.")
 def diagnose(model: str, url: str | None) -> None:
     """A verdict with evidence: is it the integration, the data or the model?"""
@@ -348,7 +349,7 @@ def loadtest() -> None:
 
 
 def _load_profiles() -> list[str]:
-    from leadrisk.settings import LoadTestSettings
+    from core.settings import LoadTestSettings
 
     return LoadTestSettings.profile_names()
 

@@ -20,11 +20,11 @@ import numpy as np
 from feast import FeatureStore
 from flask import Flask, Response, jsonify, request
 
+from core import risk_rules
+from core.kinds import LEAD, MODEL_KINDS, RISK, ModelKind
+from core.scoring import ScoringModel
+from core.settings import Settings, get_settings
 from features import store as feature_store
-from leadrisk import risk_rules
-from leadrisk.catalog import LEAD, MODEL_KINDS, RISK, ModelKind
-from leadrisk.scoring import ScoringModel
-from leadrisk.settings import Settings, get_settings
 from monitoring.feedback import ConflictError, FeedbackStore
 from service.packaging import MODEL_FILE, serving_tags, use_bentoml_home
 
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     The online store is first read inside the worker (by a request), so no SQLite connection is
     shared across the fork. The loaded heap is frozen before the fork, as leadrisk freezes its
     own after warm-up: full garbage collections then skip it instead of pausing a worker for
-    hundreds of milliseconds (docs/benchmarks.md).
+    hundreds of milliseconds (docs/decisions/0002-freeze-startup-heap.md).
     """
     settings = settings or get_settings()
     store = feature_store.open_store(settings)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.settings import Settings
 from features import store as feature_store
 from features import tables
 from features.definitions import CUSTOMER_RISK_SERVICE
 from features.prepare import prepare
-from leadrisk.settings import Settings
 
 BATCHES = (1, 10, 100)
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from leadrisk.catalog import LEAD, RISK
-from leadrisk.scoring import ScoringModel
-from leadrisk.settings import Settings, get_settings
+from core.kinds import LEAD, RISK
+from core.scoring import ScoringModel
+from core.settings import Settings, get_settings
 from loadtest.bench_scorer import BATCHES, batch_calls, warm_scorer
 from monitoring.profiler import ProfileWriter
 from monitoring.served_rows import ServedRows

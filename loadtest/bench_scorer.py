@@ -21,12 +21,12 @@ from pathlib import Path
 
 import cloudpickle
 
+from core.kinds import LEAD, RISK, ModelKind
+from core.settings import Settings, get_settings
 from features import store as feature_store
 from features import tables
-from leadrisk.catalog import LEAD, RISK, ModelKind
-from leadrisk.settings import Settings, get_settings
+from monitoring.prediction_log import PredictionLog
 from service.packaging import imported_model_file, serving_tags
-from service.prediction_log import PredictionLog
 from service.schemas import LeadRequest
 from service.scorer import TOP_REASONS, Scorer, ServedModel
 
@@ -50,7 +50,8 @@ def warm_scorer(settings: Settings, log_dir: Path) -> tuple[Scorer, dict[str, li
     ``log_dir``, no profiling), warmed up, and the stored ids of each model's entities."""
     lead, risk = served_model(settings, LEAD), served_model(settings, RISK)
     log = PredictionLog(log_dir)
-    scorer = Scorer(feature_store.open_store(settings), lead, risk, log, profiles=None)
+    features = feature_store.ServingFeatures(feature_store.open_store(settings), [LEAD, RISK])
+    scorer = Scorer(features, lead, risk, log, profiles=None)
     scorer.warm_up()
     ids = {
         kind.key: tables.read_table(spec, settings.tables_dir)[spec.key].astype(int).tolist()

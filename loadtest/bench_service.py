@@ -23,9 +23,9 @@ import urllib.request
 import aiohttp
 import numpy as np
 
+from core.settings import get_settings
 from features import tables
-from leadrisk.settings import get_settings
-from loadtest import server
+from service import server
 
 # (label, adaptive batching, whylogs profiling): the cost of profiling every request at the same
 # load (PROFILED against NOT_PROFILED), and batching on/off at the same worker count.

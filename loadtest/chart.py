@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from leadrisk.settings import LoadTestSettings  # noqa: E402
+from core.settings import LoadTestSettings  # noqa: E402
 from loadtest.summary import (  # noqa: E402
     AGGREGATED,
     COUNT,

@@ -21,8 +21,8 @@ from typing import Any
 
 import psutil
 
+from core.settings import PROJECT_ROOT, LoadProfile, Settings
 from features import tables
-from leadrisk.settings import PROJECT_ROOT, LoadProfile, Settings
 from loadtest import PLAN_ENV, TARGETS, chart, summary
 from loadtest.cpu import CpuSampler
 from loadtest.targets import Target, launched

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from leadrisk.settings import LoadTestSettings
+from core.settings import LoadTestSettings
 from loadtest.cpu import cores_between
 
 AGGREGATED = "Aggregated"

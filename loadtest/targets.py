@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from leadrisk.settings import PROJECT_ROOT, Settings
-from loadtest import TARGETS, server
+from core.settings import PROJECT_ROOT, Settings
+from loadtest import TARGETS
+from service import server
 from service.packaging import child_env, import_champions
 
 LEADRISK_ENV = {

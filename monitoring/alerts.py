@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import math
+from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
-from leadrisk.settings import Settings
+from core.settings import Settings
+from monitoring.service_metrics import PROBE_ENDPOINTS, endpoint_counts, histogram_quantile
 
 logger = logging.getLogger("leadrisk.alerts")
 
@@ -32,9 +32,6 @@ RULES = {  # fact -> MonitoringSettings field; an alert fires when the fact is a
     "freshness_hours": "freshness_hours_alert",
     "kpi_drop": "kpi_drop_alert",
 }
-REQUEST_DURATION = "bentoml_service_request_duration_seconds"
-REQUEST_TOTAL = "bentoml_service_request_total"
-PROBE_ENDPOINTS = frozenset({"/metrics", "/healthz", "/livez", "/readyz"})
 
 
 @dataclass(frozen=True)
@@ -99,22 +96,17 @@ def metrics_from_prometheus(text: str, endpoints: Collection[str] | None = None)
     Counters are cumulative since the server started; ``endpoints`` limits the paths counted,
     by default every path but the probes and /metrics.
     """
-    buckets: dict[float, float] = {}
-    requests_total = errors = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            endpoint = sample.labels.get("endpoint", "")
-            if endpoints is not None and endpoint not in endpoints:
-                continue
-            if endpoints is None and endpoint in PROBE_ENDPOINTS:
-                continue
-            if sample.name == f"{REQUEST_DURATION}_bucket":
-                bound = float(sample.labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + sample.value
-            elif sample.name == REQUEST_TOTAL:
-                requests_total += sample.value
-                if sample.labels.get("http_response_code", "").startswith("5"):
-                    errors += sample.value
+    counted = [
+        counts
+        for endpoint, counts in endpoint_counts(text).items()
+        if (endpoint in endpoints if endpoints is not None else endpoint not in PROBE_ENDPOINTS)
+    ]
+    requests_total = sum(c.requests for c in counted)
+    errors = sum(c.errors for c in counted)
+    buckets: dict[float, float] = defaultdict(float)
+    for counts in counted:
+        for bound, value in counts.buckets.items():
+            buckets[bound] += value
     p99 = histogram_quantile(0.99, buckets)
     return {
         "requests": int(requests_total),
@@ -122,21 +114,3 @@ def metrics_from_prometheus(text: str, endpoints: Collection[str] | None = None)
         "error_rate": errors / requests_total if requests_total else 0.0,
         "p99_latency_ms": None if p99 is None else p99 * 1000.0,
     }
-
-
-def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None:
-    """Quantile from cumulative bucket counts, interpolated inside a bucket like Prometheus."""
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]] if bounds else 0.0
-    if total <= 0:
-        return None
-    rank = q * total
-    lower, below = 0.0, 0.0
-    for bound in bounds:
-        count = buckets[bound]
-        if count >= rank:
-            break
-        lower, below = bound, count
-    if math.isinf(bound):
-        return lower
-    return lower + (bound - lower) * (rank - below) / (count - below)

@@ -13,7 +13,6 @@ import io
 import json
 import math
 import os
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,12 +28,12 @@ import pyarrow.json as pa_json
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
-from prometheus_client.parser import text_string_to_metric_families
 
-from leadrisk.catalog import MODEL_KINDS
-from leadrisk.settings import Settings
-from monitoring.alerts import PROBE_ENDPOINTS, REQUEST_DURATION, REQUEST_TOTAL, histogram_quantile
+from core.kinds import MODEL_KINDS
+from core.settings import Settings
 from monitoring.feedback import FeedbackStore
+from monitoring.prediction_log import ENTRY_SCHEMA
+from monitoring.service_metrics import PROBE_ENDPOINTS, endpoint_counts, histogram_quantile
 
 MODELS = tuple(kind.registered_name for kind in MODEL_KINDS.values())
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -51,16 +50,8 @@ MODEL_COLORS = dict(zip(MODELS, ("#1f77b4", "#ff7f0e"), strict=True))
 DRIFT_COLOR, STABLE_COLOR = "#d9534f", "#7f9fbf"
 BAND_CMAP = "Blues"
 MIN_LABELLED_SHARE = 0.08  # narrower band segments get no text label
-LOG_SCHEMA = pa.schema(
-    [
-        ("model", pa.string()),
-        ("model_version", pa.string()),
-        ("score", pa.float64()),
-        ("band", pa.string()),
-        ("scored_at", pa.timestamp("us", tz="UTC")),
-        ("logged_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+LOG_COLUMNS = ("model", "model_version", "score", "band", "scored_at", "logged_at")
+LOG_SCHEMA = pa.schema([ENTRY_SCHEMA.field(name) for name in LOG_COLUMNS])
 RC = {
     "svg.fonttype": "none",
     "font.size": 9,
@@ -225,30 +216,18 @@ def band_order(predictions: pd.DataFrame) -> list[str]:
 
 def endpoint_stats(metrics_text: str) -> list[EndpointStats]:
     """Requests, 5xx and latency quantiles per endpoint from BentoML's /metrics exposition."""
-    buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
-    requests: dict[str, float] = defaultdict(float)
-    errors: dict[str, float] = defaultdict(float)
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            endpoint = sample.labels.get("endpoint")
-            if endpoint is None or endpoint in PROBE_ENDPOINTS:
-                continue
-            if sample.name == f"{REQUEST_DURATION}_bucket":
-                buckets[endpoint][float(sample.labels["le"])] += sample.value
-            elif sample.name == REQUEST_TOTAL:
-                requests[endpoint] += sample.value
-                if sample.labels.get("http_response_code", "").startswith("5"):
-                    errors[endpoint] += sample.value
+    counts = endpoint_counts(metrics_text)
     return [
         EndpointStats(
             endpoint=endpoint,
-            requests=int(requests.get(endpoint, 0)),
-            errors=int(errors.get(endpoint, 0)),
+            requests=int(counts[endpoint].requests),
+            errors=int(counts[endpoint].errors),
             quantiles_ms=tuple(
-                _ms(histogram_quantile(q, buckets[endpoint])) for q in LATENCY_QUANTILES
+                _ms(histogram_quantile(q, counts[endpoint].buckets)) for q in LATENCY_QUANTILES
             ),
         )
-        for endpoint in sorted({*buckets, *requests})
+        for endpoint in sorted(counts)
+        if endpoint not in PROBE_ENDPOINTS
     ]
 
 

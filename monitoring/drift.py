@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from leadrisk.settings import Settings
-from monitoring.reference import bin_shares
-from monitoring.served_rows import BAND, SCORE
+from core.reference import BAND, SCORE, bin_shares
+from core.settings import Settings
 from monitoring.whylogs_compat import (
     KS,
     ChiSquareConfig,

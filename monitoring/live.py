@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from core import reference as reference_data
+from core.kinds import MODEL_KINDS, ModelKind
+from core.settings import Settings
 from features import store as feature_store
-from leadrisk.catalog import MODEL_KINDS, ModelKind
-from leadrisk.settings import Settings
 from monitoring import alerts, drift, feedback
+from monitoring.prediction_log import read_entries
 from monitoring.profiler import read_profiles
-from monitoring.reference import Reference, read_reference
-from service.prediction_log import read_entries
+from monitoring.reference import Reference, load_reference
 from training import registry
 
-REFERENCE_ARTIFACT = "reference"
 MIN_LABELS_FOR_KPIS = 30
 
 
@@ -41,8 +41,8 @@ def champion_reference(settings: Settings, kind: ModelKind) -> tuple[str, Refere
     if version is None:
         raise registry.RegistryError(f"{kind.registered_name} has no champion yet")
     with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(version.run_id, REFERENCE_ARTIFACT, tmp)
-        reference = read_reference(local)
+        local = client.download_artifacts(version.run_id, reference_data.ARTIFACT, tmp)
+        reference = load_reference(local)
     metrics = client.get_run(version.run_id).data.metrics
     return version.version, reference, metrics
 

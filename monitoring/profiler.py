@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import fsspec
 
-from leadrisk.settings import Settings
+from core.settings import Settings
 from monitoring.served_rows import ServedRows
 from monitoring.whylogs_compat import DatasetProfileView, why
 
@@ -182,8 +182,8 @@ class ProfileProcess:
     ``submit`` appends to a list; every ``monitoring.handoff_interval_s`` a thread hands what
     was collected to the child as one item per (model, version, window). One pickle and one queue
     put per hand-over instead of per scored batch: at light load, when batches hold one row,
-    handing over each batch cost ~0.25 ms of the serving process's CPU (the queue's feeder thread)
-    and as much again in the child, per request.
+    handing over each batch cost the serving process's CPU (the queue's feeder thread) and as
+    much again in the child, per request (docs/decisions/0011-profile-writer-child-process.md).
 
     ``close`` (the service's shutdown hook) makes the child write every window, open ones
     included, and waits for it. The child ignores SIGINT/SIGTERM, which reach the whole process

@@ -14,9 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from leadrisk.columns import Columns
-
-SCORE, BAND = "score", "band"
+from core.columns import Columns
+from core.reference import BAND, SCORE
 
 
 class ServedRows(NamedTuple):

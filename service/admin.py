@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from leadrisk.catalog import LEAD, MODEL_KINDS
-from leadrisk.settings import Settings
+from core.kinds import LEAD, MODEL_KINDS
+from core.settings import Settings
 from service.schemas import BatchResponse, BatchRow, LeadRequest, ModelInfo, RawLead
 from service.scorer import Scorer, ServedModel
 

@@ -10,12 +10,11 @@ an answer that would arrive too late anyway.
 Two lanes: single requests (``submit``) go first; the ids of a bulk call (``submit_bulk``, e.g.
 ``/batch_score``) fill what room is left, at most ``bulk_rows_per_batch`` per batch. A bulk call
 is then scored over a few batches, and a single request arriving behind it waits for one small
-batch, not for the whole call (in the load-test mix at 300 req/s, p95 halved:
-docs/benchmarks.md).
+batch, not for the whole call (docs/decisions/0007-batcher-lanes-for-bulk-calls.md).
 
 Why not BentoML's own dispatcher: it lives in a second process behind an HTTP hop, and its cork
-estimates the wait to add from the waits it observed, which feeds on itself; measured at 50 req/s
-with the worker 31% busy, it held requests for 140 ms at the median (docs/benchmarks.md).
+estimates the wait to add from the waits it observed, which feeds on itself and held requests
+even on an idle worker (docs/decisions/0001-in-process-batcher.md).
 """
 
 from __future__ import annotations

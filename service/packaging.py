@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from leadrisk.catalog import MODEL_KINDS
-from leadrisk.settings import ENV_PREFIX, PROJECT_ROOT, Settings, get_settings
+from core.kinds import MODEL_KINDS
+from core.settings import ENV_PREFIX, PROJECT_ROOT, Settings, get_settings
 
 MODEL_FILE = "scoring_model.pkl"
-REFERENCE_DIR = "reference"
 SERVING_MODELS_FILE = "serving_models.json"
 EFFECTIVE_SETTINGS = "effective_settings.yaml"
 MISSING_CHAMPION_EXIT = 3
@@ -127,25 +125,15 @@ def _import_champions(settings: Settings) -> dict[str, str]:
             model = mlflow.sklearn.load_model(f"models:/{kind.registered_name}/{version.version}")
             labels = {"mlflow_version": str(version.version), "run_id": version.run_id}
             metadata = {"feature_service": kind.feature_service}
-            with bentoml.models.create(tag, labels=labels, metadata=metadata) as bento_model:
-                with open(bento_model.path_of(MODEL_FILE), "wb") as handle:
-                    cloudpickle.dump(model, handle)
-                _copy_reference(client, version.run_id, Path(bento_model.path_of(REFERENCE_DIR)))
+            with (
+                bentoml.models.create(tag, labels=labels, metadata=metadata) as bento_model,
+                open(bento_model.path_of(MODEL_FILE), "wb") as handle,
+            ):
+                cloudpickle.dump(model, handle)
         tags[kind.registered_name] = tag
     path = settings.data_dir / SERVING_MODELS_FILE
     path.write_text(json.dumps(tags, indent=2))
     return tags
-
-
-def _copy_reference(client, run_id: str, target: Path) -> None:
-    """The training reference profile logged with the run, if monitoring produced one."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        local = client.download_artifacts(run_id, REFERENCE_DIR)
-    except (MlflowException, OSError):
-        return
-    shutil.copytree(local, target, dirs_exist_ok=True)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from leadrisk.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 from service.packaging import child_env, import_champions
 
 SERVICE_REF = "service.service:LeadRisk"

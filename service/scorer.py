@@ -15,16 +15,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
-from feast import FeatureStore
 
-from features import store as feature_store
-from leadrisk import risk_rules
-from leadrisk.catalog import LEAD, RISK, ModelKind
-from leadrisk.columns import Columns
-from leadrisk.scoring import Assessment, Reason, ScoringModel
+from core import risk_rules
+from core.columns import Columns
+from core.kinds import LEAD, RISK, ModelKind
+from core.scoring import Assessment, Reason, ScoringModel
+from features.store import OnlineRows
+from monitoring.prediction_log import PredictionEntry, PredictionLog, feature_hashes
 from monitoring.served_rows import ServedRows
 from service import metrics
-from service.prediction_log import PredictionLog, feature_hashes
 from service.schemas import (
     CustomerOutcome,
     CustomerScore,
@@ -35,12 +34,21 @@ from service.schemas import (
     ScoringError,
 )
 
-LEAD_DERIVED_VIEW = "lead_engagement_derived"
 TOP_REASONS = 3
 
 
 class FeatureStoreUnavailable(RuntimeError):
     """The online store could not be read; the request may be retried once it is back."""
+
+
+class OnlineFeatures(Protocol):
+    """The online features of each model kind (``features.store.ServingFeatures`` reads Feast)."""
+
+    def columns(self, kind: ModelKind) -> list[str]: ...
+
+    def read(self, kind: ModelKind, ids: Sequence[int]) -> OnlineRows: ...
+
+    def from_payloads(self, kind: ModelKind, payloads: list[dict[str, Any]]) -> Columns: ...
 
 
 class ProfileSink(Protocol):
@@ -82,29 +90,26 @@ class Scorer:
 
     def __init__(
         self,
-        store: FeatureStore,
+        features: OnlineFeatures,
         lead: ServedModel,
         risk: ServedModel,
         log: PredictionLog,
         profiles: ProfileSink | None = None,
     ) -> None:
-        self.store = store
+        self.features = features
         self.models = {LEAD.key: lead, RISK.key: risk}
         self.log = log
         self.profiles = profiles
-        self._derive_lead = store.get_on_demand_feature_view(
-            LEAD_DERIVED_VIEW
-        ).feature_transformation.udf
-        self._readers = {
-            kind.key: feature_store.OnlineReader(store, kind.feature_service)
-            for kind in (LEAD, RISK)
+        self._batch_scorers: dict[str, Callable[[list], list]] = {
+            LEAD.key: self.score_leads,
+            RISK.key: self.score_customers,
         }
 
-    def online(self, kind: ModelKind, ids: Sequence[int]) -> feature_store.OnlineRows:
+    def online(self, kind: ModelKind, ids: Sequence[int]) -> OnlineRows:
         """Online features of ``ids`` (one Feast call); raises FeatureStoreUnavailable."""
         started = time.perf_counter()
         try:
-            rows = self._readers[kind.key].read([{kind.entity_key: int(i)} for i in ids])
+            rows = self.features.read(kind, ids)
         except Exception as err:  # any backend error (sqlite, redis, network) means unavailable
             metrics.FEATURE_STORE_ERRORS.labels(feature_service=kind.feature_service).inc()
             raise FeatureStoreUnavailable(f"online feature store unreachable: {err}") from err
@@ -125,13 +130,12 @@ class Scorer:
 
     def lead_rows_from_payloads(self, payloads: list[dict[str, Any]]) -> Columns:
         """Feature rows for leads not yet in the store, derived by the registered on-demand view."""
-        raw = {name: [payload[name] for payload in payloads] for name in payloads[0]}
-        return self._readers[LEAD.key].typed(raw | self._derive_lead(raw))
+        return self.features.from_payloads(LEAD, payloads)
 
     def batch_scorer(self, model: str) -> Callable[[list], list]:
         """The batch scoring function of ``model`` ("lead" or "risk"): ``score_leads`` takes
         LeadRequests, ``score_customers`` customer ids (``admin.batch_request_items``)."""
-        return self.score_leads if model == LEAD.key else self.score_customers
+        return self._batch_scorers[model]
 
     def score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
         """Score a batch of lead requests; a store outage answers every request with a 503."""
@@ -161,7 +165,7 @@ class Scorer:
                     errors[i] = ScoringError(
                         status=404, error=f"unknown lead_id {lead_id}", field="lead_id"
                     )
-            parts.append(stored.columns.select(self._readers[LEAD.key].columns).take(known))
+            parts.append(stored.columns.select(self.features.columns(LEAD)).take(known))
             positions += [i for i, ok in zip(by_id, known, strict=True) if ok]
         if by_payload:
             parts.append(
@@ -267,17 +271,17 @@ class Scorer:
         now = datetime.now(UTC).isoformat()
         self.log.append(
             [
-                {
-                    "request_id": request_ids[i],
-                    "model": name,
-                    "model_version": served.version,
-                    "entity_id": entity_ids[i],
-                    "features_hash": hashes[i],
-                    "imputed_features": imputed[i],
-                    "score": float(scores[i]),
-                    "band": bands[i],
-                    "scored_at": now,
-                }
+                PredictionEntry(
+                    request_id=request_ids[i],
+                    model=name,
+                    model_version=served.version,
+                    entity_id=entity_ids[i],
+                    features_hash=hashes[i],
+                    imputed_features=imputed[i],
+                    score=float(scores[i]),
+                    band=bands[i],
+                    scored_at=now,
+                )
                 for i in range(len(request_ids))
             ]
         )

@@ -17,30 +17,22 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
 
-from leadrisk.settings import get_settings
-from service.packaging import MODEL_FILE, serving_tags, use_bentoml_home
+import anyio
+import bentoml
+import cloudpickle
+from bentoml.validators import ContentType
+from starlette.responses import JSONResponse
 
-SETTINGS = get_settings()
-use_bentoml_home(SETTINGS)
-
-import anyio  # noqa: E402
-import bentoml  # noqa: E402
-import cloudpickle  # noqa: E402
-from bentoml.validators import ContentType  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
-
-from features import store as feature_store  # noqa: E402
-from leadrisk.catalog import LEAD, MODEL_KINDS, RISK  # noqa: E402
-from monitoring.feedback import ConflictError, FeedbackStore  # noqa: E402
-from service import admin  # noqa: E402
-from service.batching import Batcher, Overloaded  # noqa: E402
-from service.http import (  # noqa: E402
-    AuthMiddleware,
-    ConnectionRecycleMiddleware,
-    ValidationStatusMiddleware,
-)
-from service.prediction_log import PredictionLog  # noqa: E402
-from service.schemas import (  # noqa: E402
+from core.kinds import LEAD, MODEL_KINDS, RISK
+from core.settings import get_settings
+from features import store as feature_store
+from monitoring.feedback import ConflictError, FeedbackStore
+from monitoring.prediction_log import PredictionLog
+from service import admin
+from service.batching import Batcher, Overloaded
+from service.http import AuthMiddleware, ConnectionRecycleMiddleware, ValidationStatusMiddleware
+from service.packaging import MODEL_FILE, serving_tags
+from service.schemas import (
     BatchRequest,
     BatchResponse,
     CustomerRequest,
@@ -51,8 +43,11 @@ from service.schemas import (  # noqa: E402
     LeadScore,
     RawLead,
 )
-from service.scorer import FeatureStoreUnavailable, Scorer, ServedModel  # noqa: E402
+from service.scorer import FeatureStoreUnavailable, Scorer, ServedModel
 
+# BentoML declares a service's workers and traffic at class definition, so the settings are read
+# here, once; everything else is built per serving process in ``LeadRisk.__init__``.
+SETTINGS = get_settings()
 log = logging.getLogger("leadrisk.service")
 # BentoML 1.4 reads ``model_fields`` off each request model, which pydantic 2.11+ deprecates; the
 # warning is re-emitted whenever another library touches the warning filters, i.e. all the time.
@@ -60,8 +55,9 @@ warnings.filterwarnings("ignore", message="Accessing the 'model_fields' attribut
 TAGS = serving_tags(SETTINGS)
 SERVICE = SETTINGS.service
 READY_CACHE_S = 2.0
-# Per-request access logs are off: each line crosses a pipe to the `bentoml serve` supervisor,
-# which cost ~40% of a core at 200 req/s. Every prediction is in leadrisk's prediction log.
+# Per-request access logs are off: each line crosses a pipe to the `bentoml serve` supervisor, a
+# large share of a core under load (docs/decisions/0008-no-access-logs-no-tracing-by-default.md).
+# Every prediction is in leadrisk's prediction log.
 QUIET = {"access": {"enabled": False}}
 # With tracing unset, every path is excluded from BentoML's OpenTelemetry middleware, which then
 # passes requests straight through instead of opening a span that nothing exports.
@@ -104,7 +100,9 @@ class LeadRisk:
         sys.setswitchinterval(SERVICE.gil_switch_interval_ms / 1000)
         self.profiles = admin.profile_writer(SETTINGS)
         self.scorer = Scorer(
-            feature_store.open_store(SETTINGS),
+            feature_store.ServingFeatures(
+                feature_store.open_store(SETTINGS), list(MODEL_KINDS.values())
+            ),
             self.served[LEAD.key],
             self.served[RISK.key],
             PredictionLog(
@@ -185,16 +183,17 @@ class LeadRisk:
             return _unavailable(err)
         if outcome.error is not None:
             return _error(outcome.error.status, outcome.error.error, "entity_id")
-        if model == LEAD.key:
-            score = (outcome.score.probability, outcome.score.band)
-        else:
-            score = (outcome.score.p_suspended, outcome.score.segment)
+        kind = MODEL_KINDS[model]
+        score = (
+            getattr(outcome.score, kind.score_field),
+            getattr(outcome.score, kind.category_field),
+        )
         version = outcome.score.model_version
         try:
             status = await anyio.to_thread.run_sync(
                 lambda: self.feedback_store.record(
                     feedback_id,
-                    MODEL_KINDS[model].registered_name,
+                    kind.registered_name,
                     entity_id,
                     label,
                     rating,
@@ -238,8 +237,8 @@ class LeadRisk:
         model: str = "lead",
     ) -> BatchResponse:
         """A CSV or parquet upload with a lead_id/customer_id column (or raw lead columns)."""
-        if model not in ("lead", "risk"):
-            return _error(422, "model must be 'lead' or 'risk'", "model")
+        if model not in MODEL_KINDS:
+            return _error(422, f"model must be one of {sorted(MODEL_KINDS)}", "model")
         try:
             return await _guard(
                 anyio.to_thread.run_sync(admin.batch_from_file, self.scorer, model, file, SETTINGS)
@@ -259,8 +258,9 @@ class LeadRisk:
 def _freeze_startup_heap() -> None:
     """Keep the objects loaded at start-up (libraries, models, Feast registry) out of every later
     garbage collection. Python's full collections walk the whole heap with the GIL held: in each
-    serving process they stopped everything for 200-250 ms every ~12 s under load, which was the
-    p99 tail (docs/benchmarks.md). Frozen, a collection only walks what was allocated since."""
+    serving process they stopped everything periodically under load, which was the p99 tail
+    (docs/decisions/0002-freeze-startup-heap.md). Frozen, a collection only walks what was
+    allocated since."""
     gc.collect()
     gc.freeze()
 
@@ -314,7 +314,7 @@ def _error(status: int, message: str, field: str | None) -> JSONResponse:
 
 def _pin_media_types(*services: bentoml.Service) -> None:
     """BentoML 1.4 rebuilds each output type's JSON schema on every response just to pick its
-    MIME type (40% of the worker's CPU under load); compute it once per API instead."""
+    MIME type, a large share of the worker's CPU under load; compute it once per API instead."""
     for svc in services:
         for method in svc.apis.values():
             method.output_spec.media_type = method.output_spec.mime_type()

@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from leadrisk.transforms import SignedLog
+from core.transforms import SignedLog
 
 MISSING_CATEGORY = "missing"
 MIN_CATEGORY_FREQUENCY = 10
@@ -83,9 +83,9 @@ def candidates(seed: int) -> list[Candidate]:
         Candidate(
             "logistic_regression",
             LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed),
-            # The signed log helps on heavy-tailed transaction aggregates (CV PR-AUC +0.01 on
-            # AMLSim, +0.02 on synthetic customers) and costs leads 0.004-0.008 ROC-AUC
-            # (docs/models.md). A grid of 6, which the default 6 draws cover; C matters less.
+            # The signed log helps on heavy-tailed transaction aggregates and costs leads a
+            # little (docs/decisions/0012-signed-log-for-logistic-regression.md). A grid of 6,
+            # which the default 6 draws cover; C matters less.
             {"model__C": [0.1, 1.0, 10.0], "prep__num__log__enabled": [False, True]},
         ),
         Candidate(
@@ -106,9 +106,9 @@ def candidates(seed: int) -> list[Candidate]:
                 "model__learning_rate": loguniform(0.02, 0.15),
                 "model__num_leaves": randint(8, 64),
                 # Bounded depth: the served explanation (TreeSHAP) costs trees x leaves x depth^2
-                # per row. Unbounded leaf-wise trees grew 14-15 deep on average (up to 27) and
-                # took 2.5-3.0 ms per customer, the largest per-request cost of the service; at
-                # depth <= 8, 0.7-1.1 ms with the same PR-AUC (docs/models.md).
+                # per row. Unbounded leaf-wise trees grew deep and made it the largest
+                # per-request cost of the service; bounded, it is a few times cheaper at the
+                # same PR-AUC (docs/decisions/0009-lightgbm-depth-bound.md).
                 "model__max_depth": randint(4, 9),
                 "model__min_child_samples": randint(10, 60),
                 "model__subsample": uniform(0.7, 0.3),

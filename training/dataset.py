@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pandas as pd
 from feast import FeatureStore
 
+from core.kinds import ModelKind
+from core.settings import Settings
 from features import store as feature_store
 from features import tables
-from leadrisk.catalog import ModelKind
-from leadrisk.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class TrainingSet:
 
 def entity_frame(kind: ModelKind, settings: Settings, cohort: str = tables.LABELED) -> pd.DataFrame:
     """Entities with the time their label is known: the point in time for feature retrieval."""
-    labels = tables.read_table(kind.labels_table, settings.tables_dir)
+    labels = tables.read_table(tables.TABLES[kind.labels_table], settings.tables_dir)
     if "cohort" in labels.columns:
         labels = labels[labels["cohort"] == cohort]
     frame = labels.rename(columns={kind.label_time: "event_timestamp"})

@@ -55,20 +55,6 @@ def metrics(y: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, flo
     }
 
 
-def threshold_max_f1(y: np.ndarray, score: np.ndarray) -> float:
-    """Business rule 'balanced': the threshold that maximizes F1 (precision and recall alike)."""
-    precision, recall, thresholds = precision_recall_curve(y, score)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return float(thresholds[int(np.argmax(f1[:-1]))])
-
-
-def threshold_for_recall(y: np.ndarray, score: np.ndarray, min_recall: float) -> float:
-    """Business rule 'coverage': the highest threshold that still catches ``min_recall``."""
-    precision, recall, thresholds = precision_recall_curve(y, score)
-    ok = np.where(recall[:-1] >= min_recall)[0]
-    return float(thresholds[ok[-1]]) if len(ok) else float(thresholds[0])
-
-
 def lift_table(y: np.ndarray, score: np.ndarray, bins: int = 10) -> pd.DataFrame:
     """Score deciles from best to worst: size, positives, rate, lift and cumulative capture."""
     frame = pd.DataFrame({"y": y, "score": score}).sort_values("score", ascending=False)

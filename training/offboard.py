@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import risk_rules
+from core.kinds import RISK
+from core.scoring import ScoringModel
+from core.settings import Settings
 from features import store as feature_store
 from features import tables
-from leadrisk import risk_rules
-from leadrisk.catalog import RISK
-from leadrisk.scoring import ScoringModel
-from leadrisk.settings import Settings
 from training import dataset, registry
 
 

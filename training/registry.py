@@ -19,8 +19,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from sqlalchemy import create_engine, make_url, text
 
-from leadrisk.scoring import ScoringModel
-from leadrisk.settings import Settings
+from core.scoring import ScoringModel
+from core.settings import Settings
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 AUDIT_PREFIX = "audit."

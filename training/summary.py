@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from leadrisk.settings import Settings
+from core.kinds import MODEL_KINDS
+from core.settings import Settings
 from training.train import TrainReport
 
 HEADLINE = ("roc_auc", "pr_auc", "precision", "recall", "f1", "accuracy", "log_loss", "brier")
@@ -27,11 +28,7 @@ def print_summary(report: TrainReport, settings: Settings, console: Console | No
     metrics.add_column("held-out")
     metrics.add_column("out-of-fold")
     metrics.add_column("target")
-    targets = (
-        settings.training.lead_targets
-        if report.model == "lead_scoring"
-        else settings.training.risk_targets
-    )
+    targets = MODEL_KINDS[report.kind].targets(settings.training)
     for metric, value in report.test.items():
         target = targets.get(metric)
         verdict = "" if target is None else f">= {target} {'met' if value >= target else 'MISSED'}"

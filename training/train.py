@@ -26,21 +26,17 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from leadrisk import risk_rules
-from leadrisk.catalog import MODEL_KINDS, ModelKind
-from leadrisk.scoring import REASON_GROUPS, Band, ScoringModel, prepare_inputs
-from leadrisk.settings import PROJECT_ROOT, Settings
-from monitoring import reference
+from core import reference, risk_rules
+from core.kinds import MODEL_KINDS, ModelKind
+from core.scoring import REASON_GROUPS, Band, ScoringModel, prepare_inputs
+from core.settings import PROJECT_ROOT, Settings
 from training import candidates as cands
 from training import dataset, evaluate, registry
-
-REFERENCE_DIR = "reference"  # the artifact folder service/packaging.py copies into the bento
-LEAD_BANDS = (("A", 0.8), ("B", 0.6), ("C", 0.3))  # band -> score quantile on out-of-fold scores
-RISK_SEGMENTS = ("Low", "Medium", "High")
 
 
 @dataclass
 class TrainReport:
+    kind: str
     model: str
     version: str
     candidates: dict[str, dict[str, str]]
@@ -76,7 +72,7 @@ def train(
         f"train {len(X_train):,} / held-out {len(X_test):,}"
     )
     folds = StratifiedKFold(n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.seed)
-    metric = _gate_metric(kind, settings)
+    metric = kind.gate_metric(cfg)
     cv_table, best = _compare(X_train, y_train, ts, folds, settings, metric, progress)
     servable = {c.name: best[c.name][1:] for c in cands.candidates(cfg.seed) if c.servable}
     chosen, why = cands.choose(servable, cfg.cv_folds, cfg.selection_std_errors)
@@ -88,7 +84,7 @@ def train(
     ]
     calibration = _fit_calibration(oof_raw, y_train)
     oof = _apply_calibration(oof_raw, calibration)
-    threshold, bands = _decision_rules(kind, oof, y_train, settings)
+    threshold, bands = kind.decision_rules(oof, y_train, cfg)
     pipe.fit(X_train, y_train)
     model = ScoringModel(
         pipeline=pipe,
@@ -105,8 +101,8 @@ def train(
             "estimator": chosen,
             "selection": why,
             "transformed_means": np.asarray(pipe[:-1].transform(X_train)).mean(axis=0).tolist(),
-            "threshold_rule": _threshold_rule(kind, settings),
-            "pattern_cuts": risk_rules.pattern_cuts(X_train) if kind.key == "risk" else {},
+            "threshold_rule": kind.threshold_rule(cfg),
+            "pattern_cuts": risk_rules.pattern_cuts(X_train) if kind.has_patterns else {},
             REASON_GROUPS: cands.correlated_groups(
                 X_train, ts.numeric, cfg.reason_group_correlation
             ),
@@ -149,6 +145,7 @@ def train(
         f"[{kind.key}] registered {kind.registered_name} v{version} as {alias}: {decision.reason}"
     )
     return TrainReport(
+        kind=kind.key,
         model=kind.registered_name,
         version=version,
         candidates=cv_table,
@@ -161,14 +158,6 @@ def train(
         run_id=run_id,
         training_set_hash=ts.fingerprint,
         extras={"importance": importance},
-    )
-
-
-def _gate_metric(kind: ModelKind, settings: Settings) -> str:
-    return (
-        settings.training.gate_metric_lead
-        if kind.key == "lead"
-        else settings.training.gate_metric_risk
     )
 
 
@@ -220,34 +209,6 @@ def _fit_calibration(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def _apply_calibration(raw: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
     logit = np.log(np.clip(raw, 1e-12, 1 - 1e-12) / np.clip(1 - raw, 1e-12, 1))
     return 1 / (1 + np.exp(-(calibration[0] * logit + calibration[1])))
-
-
-def _threshold_rule(kind: ModelKind, settings: Settings) -> str:
-    if kind.key == "risk":
-        high = settings.training.risk_segment_thresholds[1]
-        return f"High segment: calibrated P(suspended) >= {high}"
-    if settings.training.lead_threshold_rule == "recall_at_least":
-        return f"highest threshold with out-of-fold recall >= {settings.training.lead_min_recall}"
-    return "maximize out-of-fold F1 (equal weight to wasted calls and missed conversions)"
-
-
-def _decision_rules(
-    kind: ModelKind, oof: np.ndarray, y: np.ndarray, settings: Settings
-) -> tuple[float, list[Band]]:
-    """Threshold and bands, chosen on out-of-fold scores of the training split only."""
-    cfg = settings.training
-    if kind.key == "risk":
-        low, high = cfg.risk_segment_thresholds
-        bands = [Band("Low", 0.0), Band("Medium", low), Band("High", high)]
-        return high, bands
-    if cfg.lead_threshold_rule == "recall_at_least":
-        threshold = evaluate.threshold_for_recall(y, oof, cfg.lead_min_recall)
-    else:
-        threshold = evaluate.threshold_max_f1(y, oof)
-    bands = [Band("D", 0.0)] + [
-        Band(name, float(np.quantile(oof, q))) for name, q in reversed(LEAD_BANDS)
-    ]
-    return threshold, sorted(bands, key=lambda b: b.min_score)
 
 
 def _importance(model: ScoringModel, X: pd.DataFrame) -> pd.DataFrame:
@@ -355,7 +316,7 @@ def _log_run(
         evaluate.calibration_table(y_test, test_score).to_csv(out / "calibration.csv", index=False)
         ev.importance.to_csv(out / "importance.csv", index=False)
         evaluate.save_plots(y_test, test_score, ev.importance, out / "plots", kind.registered_name)
-        _write_reference(model, X_train, oof, out / REFERENCE_DIR)
+        _write_reference(model, X_train, oof, out / reference.ARTIFACT)
         mlflow.log_artifacts(str(out))
         example = ts.features.loc[X_train.index[:5]]
         signature = infer_signature(example, model.predict_proba(example))
@@ -382,9 +343,7 @@ def _write_reference(
     model: ScoringModel, X_train: pd.DataFrame, oof: np.ndarray, out: Path
 ) -> None:
     """The monitoring reference: training features with out-of-fold scores and their bands."""
-    bands = model.band(oof)
-    view = reference.reference_profile(X_train[model.features], oof, bands)
-    reference.write_reference(view, out, reference.reference_summary(oof, bands))
+    reference.write_reference(X_train[model.features], oof, model.band(oof), out)
 
 
 def _loggable(value: Any) -> bool:

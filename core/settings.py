@@ -8,12 +8,19 @@ Nested fields use a double underscore: ``LEADRISK_SERVICE__MAX_BATCH_SIZE=64``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "LEADRISK_"
@@ -95,7 +102,7 @@ class ServiceSettings(BaseModel):
     prediction_log_sync_interval_ms: float = 0.0
     # BentoML's tracing configuration (exporter_type, sample_rate, otlp/zipkin/jaeger options),
     # passed as is. None: no OpenTelemetry span per request; BentoML otherwise opens one for every
-    # request even with no exporter, 1-2 ms of CPU per request (docs/service.md).
+    # request even with no exporter, a measurable CPU cost per request (docs/service.md).
     tracing: dict[str, Any] | None = None
     auth_token: str | None = None
     timeout_s: int = 60
@@ -107,8 +114,8 @@ class MonitoringSettings(BaseModel):
     window_minutes: float = 60.0
     profile_store: str | None = None
     queue_max: int = 100_000
-    # How often the writer profiles what has queued: each whylogs call costs ~60 ms of CPU
-    # whatever its size. Windows are written when they close and at shutdown, whatever this is.
+    # How often the writer profiles what has queued: each whylogs call has a large fixed CPU
+    # cost whatever its size. Windows are written when they close and at shutdown, whatever this is.
     flush_interval_s: float = 30.0
     # How often a serving process hands the rows it scored to its profile writer (one queue item
     # per model and window, instead of one per scored batch)
@@ -186,7 +193,13 @@ class LoadTestSettings(BaseModel):
         return getattr(self, name)
 
 
-class Settings(BaseModel):
+class Settings(BaseSettings):
+    """Every setting: defaults, then the YAML file, then ``LEADRISK_*`` (``load_settings``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_parse_none_str=""
+    )
+
     profile: Literal["embedded", "production"] = "embedded"
     data_dir: Path = PROJECT_ROOT / "data"
     data: DataSettings = Field(default_factory=DataSettings)
@@ -238,44 +251,34 @@ class Settings(BaseModel):
         return self.monitoring.profile_store or str(self.data_dir / "profiles")
 
 
-def _set_nested(target: dict[str, Any], path: list[str], value: str) -> None:
-    for key in path[:-1]:
-        target = target.setdefault(key, {})
-    if value == "":
-        target[path[-1]] = None
-    elif value.lstrip().startswith(("[", "{")):
-        target[path[-1]] = yaml.safe_load(value)
-    else:
-        target[path[-1]] = value
+class _EnvironSource(EnvSettingsSource):
+    """``LEADRISK_*`` variables of a given environment (``os.environ`` unless one is passed)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self.environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for name, value in environ.items():
-        if name.startswith(ENV_PREFIX) and name != f"{ENV_PREFIX}CONFIG":
-            path = name[len(ENV_PREFIX) :].lower().split("__")
-            _set_nested(overrides, path, value)
-    return overrides
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from defaults, the YAML file and the environment (highest priority)."""
     environ = dict(os.environ if environ is None else environ)
     config_path = Path(environ.get(f"{ENV_PREFIX}CONFIG", PROJECT_ROOT / "leadrisk.yaml"))
-    from_file: dict[str, Any] = {}
-    if config_path.exists():
-        from_file = yaml.safe_load(config_path.read_text()) or {}
-    return Settings.model_validate(_merge(from_file, _env_overrides(environ)))
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, **_defaults):
+            return (
+                _EnvironSource(settings_cls, environ),
+                YamlConfigSettingsSource(settings_cls, yaml_file=config_path),
+            )
+
+    # validated as plain ``Settings``: a BaseModel validation reads no environment again
+    return Settings.model_validate(_Loaded().model_dump())
 
 
 @lru_cache(maxsize=1)

@@ -24,8 +24,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from leadrisk.columns import Columns, as_float
-from leadrisk.transforms import SignedLog, signed_log
+from core.columns import Columns, as_float
+from core.transforms import SignedLog, signed_log
 
 TOLERANCE = 1e-12
 UNKNOWN_PROBE = "\x00never-seen-category"
@@ -33,7 +33,7 @@ UNKNOWN_PROBE = "\x00never-seen-category"
 
 @dataclass(frozen=True)
 class _NumericBlock:
-    log: bool  # signed log before imputation (leadrisk.transforms.SignedLog)
+    log: bool  # signed log before imputation (core.transforms.SignedLog)
     fill: np.ndarray  # per numeric column, the imputed value
     indicator_columns: np.ndarray  # columns that get a missing indicator
     mean: np.ndarray  # scaler offset, imputed values then indicators

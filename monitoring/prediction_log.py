@@ -16,14 +16,50 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from leadrisk.columns import Columns
+import pyarrow as pa
+
+from core.columns import Columns
 
 log = logging.getLogger("leadrisk.prediction_log")
+UTC_TIME = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class PredictionEntry:
+    """One answered prediction, as one line of the log (the writer adds ``logged_at``)."""
+
+    request_id: str
+    model: str  # registered model name
+    model_version: str
+    entity_id: int | None  # None for a lead scored from its raw fields
+    features_hash: str
+    imputed_features: list[str]
+    score: float
+    band: str
+    scored_at: str  # ISO 8601, UTC
+
+
+# The same record for readers that parse the log as a table (the dashboard)
+ENTRY_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("model", pa.string()),
+        ("model_version", pa.string()),
+        ("entity_id", pa.int64()),
+        ("features_hash", pa.string()),
+        ("imputed_features", pa.list_(pa.string())),
+        ("score", pa.float64()),
+        ("band", pa.string()),
+        ("scored_at", UTC_TIME),
+        ("logged_at", UTC_TIME),
+    ]
+)
 
 
 def feature_hashes(features: Columns) -> list[str]:
@@ -79,13 +115,13 @@ class PredictionLog:
             self._day = day
         return self._handle
 
-    def append(self, entries: list[dict[str, Any]]) -> None:
+    def append(self, entries: Sequence[PredictionEntry | dict[str, Any]]) -> None:
         """Write entries; returns once they are on disk (or, with a sync interval, written)."""
         if not entries:
             return
         now = datetime.now(UTC)
         lines = "".join(
-            json.dumps({"logged_at": now.isoformat(), **entry}, default=str) + "\n"
+            json.dumps({"logged_at": now.isoformat(), **_fields(entry)}, default=str) + "\n"
             for entry in entries
         )
         with self._lock:
@@ -139,3 +175,7 @@ def read_entries(directory: Path) -> Iterator[dict[str, Any]]:
             for line in handle:
                 if line.endswith("\n"):
                     yield json.loads(line)
+
+
+def _fields(entry: PredictionEntry | dict[str, Any]) -> dict[str, Any]:
+    return asdict(entry) if isinstance(entry, PredictionEntry) else entry

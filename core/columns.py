@@ -2,8 +2,9 @@
 DataFrame.
 
 A request scores one to a few rows, and at that size pandas' per-call overhead (building a frame
-column by column, selecting, reindexing) cost more than the model (docs/benchmarks.md). Training
-keeps its DataFrames; both go through the same input typing (``leadrisk.scoring.prepare_inputs``).
+column by column, selecting, reindexing) costs more than the model
+(docs/decisions/0003-compiled-transform-on-typed-columns.md). Training
+keeps its DataFrames; both go through the same input typing (``core.scoring.prepare_inputs``).
 """
 
 from __future__ import annotations

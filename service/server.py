@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from leadrisk.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 from service.packaging import child_env, import_champions
 from service.run import serve_command
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from leadrisk.columns import Columns, as_float
+from core.columns import Columns, as_float
 
 HIGH = "High"
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from leadrisk.columns import Columns, as_float
-from leadrisk.compiled_transform import CompiledTransform, compile_preprocessor
+from core.columns import Columns, as_float
+from core.compiled_transform import CompiledTransform, compile_preprocessor
 
 EPS = 1e-12
 LOGIT_BOUND = float(np.log((1 - EPS) / EPS))  # the log-odds of a probability clipped to EPS
@@ -234,7 +234,7 @@ class ScoringModel:
         """Top reasons per row. Correlated features (``metadata["reason_groups"]``) count as one
         reason: their contributions are summed, and the reason names the member that pushed
         hardest in the sum's direction. Alone, near-copies of one another get large opposite
-        contributions that say nothing (docs/models.md)."""
+        contributions that say nothing (docs/decisions/0010-grouped-and-raising-reasons.md)."""
         groups, membership = self._groups()
         totals = contributions @ membership
         ranking = np.where(totals > 0, totals, -np.inf) if raising else np.abs(totals)
