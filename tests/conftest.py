@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import make_url
 
-from leadrisk.settings import Settings, get_settings, load_settings
+from core.settings import Settings, get_settings, load_settings
 
 SYNTHETIC_SIZE = {
     "LEADRISK_SYNTHETIC__CUSTOMERS": "2000",
@@ -90,12 +90,33 @@ def check_service(host: str, port: int, name: str | None = None) -> None:
         require(False, f"{name or 'service'} at {host}:{port} is unreachable ({err})")
 
 
+TIERS = {
+    "unit": "no server, no training beyond tiny in-memory fits; seconds",
+    "integration": "real Feast, MLflow and one trained pair of models",
+    "e2e": "real servers, locust, Chromium, bento build, the drift demo",
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    for tier, meaning in TIERS.items():
+        config.addinivalue_line("markers", f"{tier}: {meaning} (tests/{tier}/)")
     config.addinivalue_line(
         "markers",
         "services(*names): needs real 'postgres' and/or 'redis'; fails under CI=true when "
         "unreachable, skips elsewhere",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked with the tier of its folder unless it names its tier itself."""
+    for item in items:
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            tier = item.path.parent.name
+            if tier not in TIERS:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: tests live in tests/{{{','.join(TIERS)}}}/"
+                )
+            item.add_marker(tier)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

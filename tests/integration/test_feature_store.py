@@ -17,10 +17,10 @@ import redis
 from feast.types import Float64, Int64, String
 from sqlalchemy.engine import make_url
 
+from core.kinds import LEAD, RISK
+from core.settings import Settings, load_settings
 from features import aggregates, store, tables
 from features.definitions import CUSTOMER_RISK_SERVICE, LEAD_DERIVED, LEAD_SCORING_SERVICE
-from leadrisk.catalog import LEAD, RISK
-from leadrisk.settings import Settings, load_settings
 from training import dataset
 
 WINDOWS = (7, 30, 90)

@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from leadrisk.compiled_transform import compile_preprocessor
-from leadrisk.scoring import Band, ScoringModel, prepare_inputs
+from core.compiled_transform import compile_preprocessor
+from core.scoring import Band, ScoringModel, prepare_inputs
 from training.candidates import MIN_CATEGORY_FREQUENCY, imputation_values, preprocessor
 
 NUMERIC = ["amount", "visits", "always_present", "never_present"]

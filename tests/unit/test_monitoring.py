@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadrisk.columns import Columns
-from leadrisk.settings import PROJECT_ROOT, MonitoringSettings, Settings
+from core import reference as reference_data
+from core.columns import Columns
+from core.settings import PROJECT_ROOT, MonitoringSettings, Settings
 from monitoring import alerts, drift, reference
 from monitoring.feedback import ConflictError, FeedbackStore
 from monitoring.profiler import ProfileProcess, ProfileWriter, read_profiles
@@ -155,7 +156,7 @@ def test_closed_writer_leaves_no_semaphores_behind(tmp_path: Path) -> None:
     itself, or multiprocessing's resource tracker reports them as leaked."""
     script = (
         "import os, signal\n"
-        "from leadrisk.settings import MonitoringSettings, Settings\n"
+        "from core.settings import MonitoringSettings, Settings\n"
         "from monitoring.profiler import ProfileProcess\n"
         f"settings = Settings(data_dir={str(tmp_path)!r}, monitoring=MonitoringSettings())\n"
         "writer = ProfileProcess(settings)\n"
@@ -208,27 +209,28 @@ def test_read_profiles_merges_parts_and_filters_by_window_and_version(tmp_path):
 def baseline():
     frame = served(np.random.default_rng(10), 4_000)
     features, scores, bands = split(frame)
-    return reference.reference_profile(features, scores, bands), reference.reference_summary(
-        scores, bands
-    )
+    rows = reference_data.reference_rows(features, scores, bands)
+    return reference.profile_rows(rows), reference_data.reference_summary(scores, bands)
 
 
 def current(seed: int, shifted: bool, n: int = 1_000) -> tuple[pd.DataFrame, object]:
     frame = served(np.random.default_rng(seed), n, shifted)
     features, scores, bands = split(frame)
-    return frame, reference.reference_profile(features, scores, bands)
+    return frame, reference.profile_rows(reference_data.reference_rows(features, scores, bands))
 
 
 def test_reference_round_trips_through_a_folder(tmp_path, baseline):
+    features, scores, bands = split(served(np.random.default_rng(10), 4_000))
+    reference_data.write_reference(features, scores, bands, tmp_path / "reference")
+    loaded = reference.load_reference(tmp_path / "reference")
     view, summary = baseline
-    reference.write_reference(view, tmp_path / "reference", summary)
-    loaded = reference.read_reference(tmp_path / "reference")
     assert loaded.summary == summary
     assert rows(loaded.view) == 4_000
+    assert loaded.view.get_columns().keys() == view.get_columns().keys()
     assert len(summary["score_edges"]) == 9
     assert np.allclose(summary["score_shares"], 0.1, atol=0.01)
-    with pytest.raises(FileNotFoundError, match="no reference profile"):
-        reference.read_reference(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="no reference at"):
+        reference.load_reference(tmp_path / "missing")
 
 
 def test_drift_flags_shifted_features_only(tmp_path, baseline):
@@ -282,7 +284,7 @@ def test_missing_values_and_type_changes_are_reported(tmp_path, baseline):
         make_settings(tmp_path),
         MODEL,
         *baseline,
-        reference.reference_profile(features, scores, bands),
+        reference.profile_rows(reference_data.reference_rows(features, scores, bands)),
     )
 
     age = next(f for f in report.features if f.feature == "age")

@@ -12,10 +12,11 @@ from pathlib import Path
 import pandas as pd
 import requests
 
+from core.settings import LoadTestSettings, Settings
 from features import tables
-from leadrisk.settings import LoadTestSettings, Settings
-from loadtest import runner, server, summary, targets
+from loadtest import runner, summary, targets
 from loadtest.cpu import cores_between
+from service import server
 
 TIMEOUT = 30
 

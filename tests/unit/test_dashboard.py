@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import require
 
-from leadrisk.settings import Settings
+from core.settings import Settings
 from monitoring.dashboard import (
     LOG_LIMIT,
     endpoint_stats,
@@ -27,7 +27,7 @@ from monitoring.dashboard import (
 )
 from monitoring.drift import DriftReport, FeatureDrift, PredictionDrift
 from monitoring.feedback import FeedbackStore
-from service.prediction_log import PredictionLog
+from monitoring.prediction_log import PredictionLog
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 CHARTS = ("requests", "latency", "scores", "drift", "kpis")
@@ -325,6 +325,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
+@pytest.mark.e2e  # a real browser, not a unit: `pytest -m "not e2e"` leaves it out
 def test_headless_chromium_renders_every_chart(
     served_page: str, full_settings: Settings, tmp_path: Path
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from service.packaging import MODEL_FILE, REFERENCE_DIR, bentoml_home
+from service.packaging import MODEL_FILE, bentoml_home
 from service.run import build
 
 
@@ -19,16 +19,17 @@ def test_bento_build_has_models_code_and_dockerfile(trained_settings):
     for tag in tags:  # the champions imported from MLflow, packed at containerize/export time
         name, version = tag.split(":")
         assert (store / name / version / MODEL_FILE).is_file()
-        assert (store / name / version / REFERENCE_DIR / "profile.bin").is_file()
     src = bento / "src"
     for path in (
         "service/service.py",
         "features/definitions.py",
         "feature_store.yaml",
-        "leadrisk/scoring.py",
+        "core/scoring.py",
         "monitoring/profiler.py",
     ):
         assert (src / path).is_file(), path
-    assert not (src / "tests").exists() and not (src / "data").exists()
+    for absent in ("tests", "data", "training", "loadtest", "leadrisk"):  # serving code only
+        assert not (src / absent).exists(), absent
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "bentoml" in requirements and "feast" in requirements
+    assert "mlflow==" not in requirements and "locust==" not in requirements

@@ -15,12 +15,12 @@ import psycopg
 import pytest
 from pandas.api.types import is_float_dtype, is_integer_dtype, is_object_dtype
 
+from core.kinds import LEAD, RISK, ModelKind
+from core.risk_rules import HIGH
+from core.scoring import REASON_GROUPS, ScoringModel
+from core.settings import Settings, load_settings
 from features import store, tables
 from features.definitions import definitions
-from leadrisk.catalog import LEAD, RISK, ModelKind
-from leadrisk.risk_rules import HIGH
-from leadrisk.scoring import REASON_GROUPS, ScoringModel
-from leadrisk.settings import Settings, load_settings
 from training import dataset, registry
 from training.candidates import choose, correlated_groups
 from training.offboard import offboarding_list, segment_profile

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadrisk.columns import Columns, as_float
-from service.prediction_log import feature_hashes
+from core.columns import Columns, as_float
+from monitoring.prediction_log import feature_hashes
 
 
 def sample() -> Columns:

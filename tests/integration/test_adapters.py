@@ -11,13 +11,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from core.settings import Settings, load_settings
 from features import tables
 from features.definitions import CUSTOMER_RISK_SERVICE, LEAD_SCORING_SERVICE, definitions
 from features.prepare import parse_drift, prepare
 from features.sources import amlsim, x_education
 from features.sources.csv_input import InputFileError
 from features.store import feature_columns
-from leadrisk.settings import Settings, load_settings
 
 X_EDUCATION_ROWS = 9_240
 X_EDUCATION_CONVERTED = 0.385

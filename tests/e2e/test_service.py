@@ -19,12 +19,11 @@ import psutil
 import pytest
 import requests
 
+from core.kinds import LEAD, RISK
 from features import store as feature_store
 from features import tables
-from leadrisk.catalog import LEAD, RISK
-from loadtest import server
-from service import packaging
-from service.prediction_log import read_entries
+from monitoring.prediction_log import read_entries
+from service import packaging, server
 from training import registry
 
 TIMEOUT = 30

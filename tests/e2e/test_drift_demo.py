@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 import requests
 
+from core.settings import load_settings
 from features import store as feature_store
 from features import tables
 from features.prepare import prepare
 from features.sources.synthetic import DriftSpec
-from leadrisk.settings import load_settings
-from loadtest import server
 from monitoring import alerts, drift
 from monitoring.live import drift_for
+from service import server
 from training.train import train
 
 DRIFT_START = datetime(2025, 10, 1, tzinfo=UTC)

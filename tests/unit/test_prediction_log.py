@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from service import prediction_log
-from service.prediction_log import PredictionLog, read_entries
+from monitoring import prediction_log
+from monitoring.prediction_log import PredictionLog, read_entries
 
 
 @pytest.fixture

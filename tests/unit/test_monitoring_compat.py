@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 PROFILE_STRINGS = """
 import json
 import pandas as pd

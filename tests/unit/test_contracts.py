@@ -1,0 +1,102 @@
+"""Records defined once stay in agreement with the contracts they are derived from."""
+
+from __future__ import annotations
+
+import subprocess
+import typing
+
+import pytest
+
+from core.kinds import LEAD, MODEL_KINDS
+from core.settings import PROJECT_ROOT, load_settings
+from features import tables
+from monitoring.prediction_log import ENTRY_SCHEMA, PredictionEntry
+from service.schemas import RawLead
+
+SERVE_REQUIREMENTS = PROJECT_ROOT / "requirements-serve.txt"
+
+
+def _annotation_types(annotation: object) -> set[object]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return {type(a) for a in args}
+    return {a for a in args if a is not type(None)} or {annotation}
+
+
+def test_raw_lead_payload_is_the_online_lead_columns_with_their_types() -> None:
+    """A raw lead carries exactly the stored lead columns its FeatureService reads."""
+    online = {
+        **dict.fromkeys(tables.LEAD_CATEGORICAL + tables.LEAD_ENGAGEMENT_CATEGORICAL, str),
+        **dict.fromkeys(tables.LEAD_FLAGS, int),
+        **dict.fromkeys(tables.LEAD_ENGAGEMENT_NUMERIC, float),
+    }
+    fields = RawLead.model_fields
+    assert set(fields) == set(online)
+    for name, expected in online.items():
+        assert _annotation_types(fields[name].annotation) == {expected}, name
+    assert LEAD.entity_table == tables.LEADS.name
+
+
+def test_prediction_entry_and_its_table_schema_name_the_same_fields() -> None:
+    assert ENTRY_SCHEMA.names == [*PredictionEntry.__dataclass_fields__, "logged_at"]
+
+
+def test_every_kind_names_real_tables() -> None:
+    for kind in MODEL_KINDS.values():
+        labels = tables.TABLES[kind.labels_table]
+        assert {kind.entity_key, kind.label, kind.label_time} <= set(labels.columns)
+        assert kind.entity_key in tables.TABLES[kind.entity_table].columns
+
+
+def test_settings_precedence_defaults_file_environment(tmp_path) -> None:
+    config = tmp_path / "leadrisk.yaml"
+    config.write_text("service:\n  port: 4000\n  workers: 1\ntraining:\n  lead_min_recall: 0.7\n")
+    settings = load_settings(
+        {
+            "LEADRISK_CONFIG": str(config),
+            "LEADRISK_SERVICE__WORKERS": "3",
+            "LEADRISK_FEATURE_STORE__WINDOWS_DAYS": "[7, 14]",
+            "LEADRISK_TRAINING__MLFLOW_TRACKING_URI": "",
+        }
+    )
+    assert settings.service.port == 4000  # file over default
+    assert settings.service.workers == 3  # environment over file
+    assert settings.service.max_batch_size == 64  # default kept beside both
+    assert settings.training.lead_min_recall == 0.7
+    assert settings.feature_store.windows_days == [7, 14]
+    assert settings.training.mlflow_tracking_uri is None  # an empty variable unsets
+
+
+def test_a_bad_setting_names_its_field(tmp_path) -> None:
+    with pytest.raises(ValueError, match="max_batch_size"):
+        load_settings(
+            {
+                "LEADRISK_CONFIG": str(tmp_path / "none.yaml"),
+                "LEADRISK_SERVICE__MAX_BATCH_SIZE": "many",
+            }
+        )
+
+
+def test_serving_requirements_are_the_serving_group_of_the_lock() -> None:
+    """requirements-serve.txt (the bento's) is `uv export` of the serving dependencies only."""
+    exported = subprocess.run(
+        [
+            "uv",
+            "export",
+            "--frozen",
+            "--no-default-groups",
+            "--no-hashes",
+            "--no-emit-project",
+            "--no-header",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    pinned = {line.split("==")[0] for line in exported.splitlines() if "==" in line}
+    committed = {
+        line.split("==")[0] for line in SERVE_REQUIREMENTS.read_text().splitlines() if "==" in line
+    }
+    assert committed == pinned, "regenerate with the command in requirements-serve.txt's header"
+    assert not pinned & {"mlflow", "locust", "flask", "pytest", "ruff", "uv", "playwright"}

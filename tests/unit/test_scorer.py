@@ -1,0 +1,144 @@
+"""The scorer without a server or Feast: the online store is an in-memory table behind the small
+interface the scorer reads (``service.scorer.OnlineFeatures``); Feast's own implementation of it is
+checked against the offline store in tests/integration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from core.columns import Columns
+from core.kinds import LEAD, RISK, ModelKind
+from core.scoring import Band, ScoringModel, prepare_inputs
+from features.store import OnlineRows
+from monitoring.prediction_log import PredictionEntry, PredictionLog, read_entries
+from service.schemas import LeadRequest, RawLead
+from service.scorer import TOP_REASONS, Scorer, ServedModel
+from training.candidates import preprocessor
+
+FEATURES = {
+    LEAD.key: (["total_visits", "total_time_on_website"], ["last_activity"]),
+    RISK.key: (["tenure_months", "init_balance"], ["country"]),
+}
+
+
+class InMemoryFeatures:
+    """Feature rows by entity id, one table per model kind; ``down`` simulates an outage."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame]) -> None:
+        self.tables = tables
+        self.down = False
+
+    def columns(self, kind: ModelKind) -> list[str]:
+        return list(self.tables[kind.key].columns)
+
+    def read(self, kind: ModelKind, ids: Sequence[int]) -> OnlineRows:
+        if self.down:
+            raise ConnectionError("store down")
+        table = self.tables[kind.key]
+        rows = table.reindex(list(ids))
+        keyed = rows.reset_index(names=kind.entity_key)
+        return OnlineRows(Columns.of(keyed), np.isin(list(ids), table.index))
+
+    def from_payloads(self, kind: ModelKind, payloads: list[dict[str, Any]]) -> Columns:
+        return Columns.of(pd.DataFrame(payloads)[self.columns(kind)])
+
+
+def table(kind: ModelKind, rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    numeric, categorical = FEATURES[kind.key]
+    data = {name: rng.gamma(2.0, 50.0, rows) for name in numeric}
+    data |= {name: rng.choice(["SMS Sent", "Email Opened", "DE"], rows) for name in categorical}
+    return pd.DataFrame(data, index=pd.RangeIndex(rows))
+
+
+def fitted(kind: ModelKind, frame: pd.DataFrame, bands: list[Band]) -> ScoringModel:
+    numeric, categorical = FEATURES[kind.key]
+    X = prepare_inputs(frame, numeric, categorical)
+    y = (frame[numeric[0]] > frame[numeric[0]].median()).astype(int)
+    pipe = Pipeline([("prep", preprocessor(numeric, categorical)), ("model", LogisticRegression())])
+    pipe.fit(X, y)
+    width = len(pipe[:-1].transform(X[:1])[0])
+    to_raw = [min(i, len(numeric)) for i in range(width)]  # one-hot columns -> the category
+    return ScoringModel(
+        pipe, numeric, categorical, (1.0, 0.0), bands[-1].min_score, bands, to_raw, {}
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Scorer, InMemoryFeatures, dict[str, pd.DataFrame]]:
+    tables = {LEAD.key: table(LEAD, 200, 1), RISK.key: table(RISK, 200, 2)}
+    lead_bands = [Band("D", 0.0), Band("C", 0.3), Band("B", 0.6), Band("A", 0.8)]
+    risk_bands = [Band("Low", 0.0), Band("Medium", 0.2), Band("High", 0.6)]
+    features = InMemoryFeatures(tables)
+    scorer = Scorer(
+        features,
+        ServedModel(LEAD, "3", fitted(LEAD, tables[LEAD.key], lead_bands)),
+        ServedModel(RISK, "5", fitted(RISK, tables[RISK.key], risk_bands)),
+        PredictionLog(tmp_path / "predictions"),
+    )
+    return scorer, features, tables
+
+
+def test_stored_lead_scores_as_the_model_scores_its_row(world, tmp_path):
+    scorer, _, tables = world
+    [outcome] = scorer.score_leads([LeadRequest(lead_id=7)])
+    model = scorer.models[LEAD.key].model
+    expected = model.predict_proba(tables[LEAD.key].iloc[[7]])[0]
+    assert outcome.error is None
+    assert outcome.score.probability == pytest.approx(expected, abs=1e-12)
+    assert outcome.score.band == model.band(np.array([expected]))[0]
+    assert outcome.score.model_version == "3" and outcome.score.lead_id == 7
+    assert 0 < len(outcome.score.reasons) <= TOP_REASONS
+    [entry] = list(read_entries(tmp_path / "predictions"))
+    assert entry["request_id"] == outcome.score.request_id
+    assert set(entry) == {*PredictionEntry.__dataclass_fields__, "logged_at"}
+
+
+def test_raw_lead_scores_like_the_same_stored_lead(world):
+    scorer, _, tables = world
+    row = tables[LEAD.key].iloc[11].to_dict()
+    stored, raw = scorer.score_leads([LeadRequest(lead_id=11), LeadRequest(lead=RawLead(**row))])
+    assert raw.score.probability == pytest.approx(stored.score.probability, abs=1e-12)
+    assert raw.score.lead_id is None
+
+
+def test_unknown_ids_are_404_and_the_rest_of_the_batch_is_scored(world):
+    scorer, _, _ = world
+    outcomes = scorer.score_leads([LeadRequest(lead_id=3), LeadRequest(lead_id=10_000)])
+    assert outcomes[0].error is None
+    assert outcomes[1].error.status == 404 and outcomes[1].error.field == "lead_id"
+    known, unknown = scorer.score_customers([4, 99_999])
+    assert known.error is None and known.score.customer_id == 4
+    assert unknown.error.status == 404 and unknown.error.field == "customer_id"
+
+
+def test_customer_segment_follows_the_model_bands(world):
+    scorer, _, tables = world
+    model = scorer.models[RISK.key].model
+    ids = list(range(50))
+    outcomes = scorer.score_customers(ids)
+    expected = model.band(model.predict_proba(tables[RISK.key].iloc[ids]))
+    assert [o.score.segment for o in outcomes] == list(expected)
+    assert all(o.score.offboard is False for o in outcomes)  # no learned patterns: no rule
+
+
+def test_store_outage_answers_every_request_503_and_logs_nothing(world, tmp_path):
+    scorer, features, _ = world
+    features.down = True
+    outcomes = scorer.score_customers([1, 2, 3])
+    assert [o.error.status for o in outcomes] == [503, 503, 503]
+    assert list(read_entries(tmp_path / "predictions")) == []
+
+
+def test_batch_scorer_is_chosen_by_kind(world):
+    scorer, _, _ = world
+    assert scorer.batch_scorer(LEAD.key) == scorer.score_leads
+    assert scorer.batch_scorer(RISK.key) == scorer.score_customers
