@@ -25,7 +25,7 @@ from core.kinds import LEAD, MODEL_KINDS, RISK, ModelKind
 from core.scoring import ScoringModel
 from core.settings import Settings, get_settings
 from features import store as feature_store
-from monitoring.feedback import ConflictError, FeedbackStore
+from monitoring.feedback import ConflictError, Feedback, FeedbackStore
 from service.packaging import MODEL_FILE, serving_tags, use_bentoml_home
 
 TOP_REASONS = 3
@@ -183,15 +183,17 @@ def create_app(settings: Settings | None = None) -> Flask:
         band = row.get("band", row.get("segment"))
         try:
             status = feedback_store.record(
-                feedback_id,
-                champion.kind.registered_name,
-                entity_id,
-                label,
-                None,
-                probability,
-                band,
-                champion.version,
-                datetime.now(UTC),
+                Feedback(
+                    feedback_id=feedback_id,
+                    model=champion.kind.registered_name,
+                    entity_id=entity_id,
+                    label=label,
+                    rating=None,
+                    score=probability,
+                    band=band,
+                    model_version=champion.version,
+                    at=datetime.now(UTC),
+                )
             )
         except ConflictError as err:
             return _error(409, str(err), "feedback_id")

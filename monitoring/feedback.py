@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,40 @@ import pandas as pd
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 CALIBRATION_BINS = 10
-FIELDS = ("model", "entity_id", "label", "rating", "score", "band", "model_version", "at")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One outcome (``label``) or sales rating of a scored entity, with the score it is judged
+    against. What the sender states is model, entity, label and rating; the rest is context
+    recorded at first receipt."""
+
+    feedback_id: str
+    model: str  # registered model name
+    entity_id: str | int
+    label: int | None
+    rating: int | None
+    score: float | None
+    band: str | None
+    model_version: str | None
+    at: datetime
+
+    def row(self) -> tuple:
+        """The stored columns after ``feedback_id``, as SQLite keeps them."""
+        return (
+            self.model,
+            str(self.entity_id),
+            None if self.label is None else int(self.label),
+            None if self.rating is None else int(self.rating),
+            None if self.score is None else float(self.score),
+            self.band,
+            None if self.model_version is None else str(self.model_version),
+            _iso(self.at),
+        )
+
+
+FIELDS = tuple(f.name for f in fields(Feedback))[1:]  # the columns after feedback_id
+PLACEHOLDERS = ", ".join("?" * (len(FIELDS) + 2))  # feedback_id, FIELDS, recorded_at
 # What the sender states; score, band, version and time are context recorded at first receipt,
 # so a retry that arrives later (or after a model change) is still the same feedback.
 STATED = ("model", "entity_id", "label", "rating")
@@ -62,37 +96,18 @@ class FeedbackStore:
         finally:
             db.close()
 
-    def record(
-        self,
-        feedback_id: str,
-        model: str,
-        entity_id: str | int,
-        label: int | None,
-        rating: int | None,
-        score: float | None,
-        band: str | None,
-        model_version: str | None,
-        at: datetime,
-    ) -> Literal["recorded", "duplicate"]:
+    def record(self, feedback: Feedback) -> Literal["recorded", "duplicate"]:
         """Store one feedback; a retry with the same id and content is a no-op ("duplicate")."""
-        if label is None and rating is None:
+        feedback_id, label = feedback.feedback_id, feedback.label
+        if label is None and feedback.rating is None:
             raise ValueError(f"feedback {feedback_id} has neither a label nor a rating")
         if label not in (None, 0, 1):
             raise ValueError(f"feedback {feedback_id}: label must be 0, 1 or null, not {label!r}")
-        row = (
-            model,
-            str(entity_id),
-            None if label is None else int(label),
-            None if rating is None else int(rating),
-            None if score is None else float(score),
-            band,
-            None if model_version is None else str(model_version),
-            _iso(at),
-        )
+        row = feedback.row()
         with self._connect() as db:
             inserted = db.execute(
                 f"INSERT INTO feedback (feedback_id, {', '.join(FIELDS)}, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (feedback_id) DO NOTHING",
+                f"VALUES ({PLACEHOLDERS}) ON CONFLICT (feedback_id) DO NOTHING",
                 (feedback_id, *row, _iso(datetime.now(UTC))),
             ).rowcount
             if inserted:

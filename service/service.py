@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from core.kinds import LEAD, MODEL_KINDS, RISK
 from core.settings import get_settings
 from features import store as feature_store
-from monitoring.feedback import ConflictError, FeedbackStore
+from monitoring.feedback import ConflictError, Feedback, FeedbackStore
 from monitoring.prediction_log import PredictionLog
 from service import admin
 from service.batching import Batcher, Overloaded
@@ -191,17 +191,18 @@ class LeadRisk:
         version = outcome.score.model_version
         try:
             status = await anyio.to_thread.run_sync(
-                lambda: self.feedback_store.record(
-                    feedback_id,
-                    kind.registered_name,
-                    entity_id,
-                    label,
-                    rating,
-                    score[0],
-                    score[1],
-                    version,
-                    datetime.now(UTC),
-                )
+                self.feedback_store.record,
+                Feedback(
+                    feedback_id=feedback_id,
+                    model=kind.registered_name,
+                    entity_id=entity_id,
+                    label=label,
+                    rating=rating,
+                    score=score[0],
+                    band=score[1],
+                    model_version=version,
+                    at=datetime.now(UTC),
+                ),
             )
         except ConflictError as err:
             return _error(409, str(err), "feedback_id")

@@ -41,6 +41,13 @@ def test_a_back_import_breaks_a_contract(tmp_path: Path) -> None:
     assert "inverted BROKEN" in result.stdout
 
 
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter at the project root."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+
+
 def test_importing_the_catalog_builds_nothing() -> None:
     """Feast objects exist only when ``definitions(settings)`` is called (features/repo.py does
     that for the feast CLI)."""
@@ -48,9 +55,7 @@ def test_importing_the_catalog_builds_nothing() -> None:
         "import features.definitions as d, feast; "
         "print(any(isinstance(v, feast.FeatureService) for v in vars(d).values()))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    )
+    result = python(code)
     assert result.stdout.strip() == "False"
 
 
@@ -60,9 +65,7 @@ def test_importing_a_stage_reads_no_settings() -> None:
         "import features.store, training.train, monitoring.live, service.scorer, loadtest.runner; "
         "from core.settings import get_settings; print(get_settings.cache_info().currsize)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    )
+    result = python(code)
     assert result.stdout.strip() == "0"
 
 

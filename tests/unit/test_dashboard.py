@@ -26,7 +26,7 @@ from monitoring.dashboard import (
     render_dashboard,
 )
 from monitoring.drift import DriftReport, FeatureDrift, PredictionDrift
-from monitoring.feedback import FeedbackStore
+from monitoring.feedback import Feedback, FeedbackStore
 from monitoring.prediction_log import PredictionLog
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -107,15 +107,17 @@ def record_feedback(settings: Settings, n: int, rng: np.random.Generator) -> Non
         for i in range(n):
             score = float(rng.uniform())
             store.record(
-                feedback_id=f"{model}-{i}",
-                model=model,
-                entity_id=i,
-                label=int(rng.uniform() < score),
-                rating=None,
-                score=score,
-                band=band(score, bands),
-                model_version="1",
-                at=NOW - timedelta(minutes=i),
+                Feedback(
+                    feedback_id=f"{model}-{i}",
+                    model=model,
+                    entity_id=i,
+                    label=int(rng.uniform() < score),
+                    rating=None,
+                    score=score,
+                    band=band(score, bands),
+                    model_version="1",
+                    at=NOW - timedelta(minutes=i),
+                )
             )
 
 

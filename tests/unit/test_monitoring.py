@@ -23,7 +23,7 @@ from core import reference as reference_data
 from core.columns import Columns
 from core.settings import PROJECT_ROOT, MonitoringSettings, Settings
 from monitoring import alerts, drift, reference
-from monitoring.feedback import ConflictError, FeedbackStore
+from monitoring.feedback import ConflictError, Feedback, FeedbackStore
 from monitoring.profiler import ProfileProcess, ProfileWriter, read_profiles
 from monitoring.served_rows import ServedRows
 
@@ -448,12 +448,12 @@ def test_feedback_is_idempotent_by_id_and_rejects_conflicts(tmp_path):
         model_version="3",
         at=T0,
     )
-    assert store.record(**event) == "recorded"
-    assert FeedbackStore(tmp_path / "feedback.db").record(**event) == "duplicate"
+    assert store.record(Feedback(**event)) == "recorded"
+    assert FeedbackStore(tmp_path / "feedback.db").record(Feedback(**event)) == "duplicate"
     with pytest.raises(ConflictError, match="different label"):
-        store.record(**{**event, "label": 0})
+        store.record(Feedback(**{**event, "label": 0}))
     with pytest.raises(ValueError, match="neither a label nor a rating"):
-        store.record(**{**event, "feedback_id": "f-2", "label": None})
+        store.record(Feedback(**{**event, "feedback_id": "f-2", "label": None}))
     assert len(store.frame(MODEL)) == 1
 
 
@@ -461,10 +461,10 @@ def test_kpis_and_labels_frame_have_known_answers(tmp_path):
     store = FeedbackStore(tmp_path / "feedback.db")
     cases = [(1, 0.9, "A", 1), (2, 0.8, "A", 0), (3, 0.3, "C", 1), (4, 0.2, "C", 0)]
     for entity, score, band, label in cases:
-        store.record(f"f{entity}", MODEL, entity, label, None, score, band, "3", T0)
-    store.record("f5", MODEL, 4, 1, None, 0.2, "C", "3", T0 + timedelta(days=1))
-    store.record("f6", MODEL, 9, None, 4, None, None, "3", T0)
-    store.record("f7", "customer_risk", 1, 1, None, 0.5, "High", "1", T0)
+        store.record(Feedback(f"f{entity}", MODEL, entity, label, None, score, band, "3", T0))
+    store.record(Feedback("f5", MODEL, 4, 1, None, 0.2, "C", "3", T0 + timedelta(days=1)))
+    store.record(Feedback("f6", MODEL, 9, None, 4, None, None, "3", T0))
+    store.record(Feedback("f7", "customer_risk", 1, 1, None, 0.5, "High", "1", T0))
 
     kpis = store.kpis(MODEL)
     assert kpis["count"] == 6 and kpis["labelled"] == 5 and kpis["mean_rating"] == 4.0
@@ -483,7 +483,7 @@ def test_kpis_and_labels_frame_have_known_answers(tmp_path):
 def test_live_auc_precision_recall_and_calibration(tmp_path):
     store = FeedbackStore(tmp_path / "feedback.db")
     for entity, score, label in [(1, 0.9, 1), (2, 0.8, 0), (3, 0.3, 1), (4, 0.2, 0)]:
-        store.record(f"f{entity}", MODEL, entity, label, None, score, None, "3", T0)
+        store.record(Feedback(f"f{entity}", MODEL, entity, label, None, score, None, "3", T0))
 
     kpis = store.kpis(MODEL, threshold=0.5)
 
