@@ -47,7 +47,8 @@ class ModelKind:
     label_time: str
     score_field: str  # response field holding the calibrated probability
     category_field: str  # response field holding the band or segment
-    has_patterns: bool  # whether transaction-pattern cuts are learned for its reasons
+    has_patterns: bool  # whether transaction-pattern cuts are learned (off-boarding rules)
+    scores_raw_payloads: bool  # whether entities not in the store can be scored from raw fields
 
     def gate_metric(self, cfg: TrainingSettings) -> str:
         raise NotImplementedError
@@ -126,6 +127,7 @@ LEAD = LeadKind(
     score_field="probability",
     category_field="band",
     has_patterns=False,
+    scores_raw_payloads=True,
 )
 RISK = RiskKind(
     key="risk",
@@ -139,5 +141,6 @@ RISK = RiskKind(
     score_field="p_suspended",
     category_field="segment",
     has_patterns=True,
+    scores_raw_payloads=False,
 )
 MODEL_KINDS: dict[str, ModelKind] = {kind.key: kind for kind in (LEAD, RISK)}

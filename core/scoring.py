@@ -2,7 +2,7 @@
 calibration, decision threshold, bands and explanations in one picklable piece.
 
 Serving never refits anything: it loads this object and calls ``score``. Missing values are
-filled by the training-time imputation inside the pipeline and reported by ``missing_features``.
+filled by the training-time imputation inside the pipeline and reported with each assessment.
 """
 
 from __future__ import annotations
@@ -80,10 +80,6 @@ class ScoringModel:
 
     def _prepared(self, rows: pd.DataFrame | Columns) -> Columns:
         return prepare_columns(rows, self.numeric, self.categorical)
-
-    def missing_features(self, frame: pd.DataFrame | Columns) -> list[list[str]]:
-        """Per row, the features that were missing and got the training-time imputation."""
-        return self._imputed(self._prepared(frame))
 
     def _imputed(self, prepared: Columns) -> list[list[str]]:
         names = np.array(self.features)

@@ -231,10 +231,6 @@ class Settings(BaseSettings):
         return self.data_dir / "mlflow-artifacts"
 
     @property
-    def audit_log(self) -> Path:
-        return self.data_dir / "registry_audit.jsonl"
-
-    @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
 

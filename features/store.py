@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -298,14 +298,3 @@ class ServingFeatures:
         for derive in self._derivations[kind.key]:
             raw = raw | derive(raw)
         return self._readers[kind.key].typed(raw)
-
-
-def online_features(
-    store: FeatureStore, service: str | FeatureService, entity_rows: list[dict[str, Any]]
-) -> pd.DataFrame:
-    """Latest online features for each entity row, one row per entity, in input order."""
-    return OnlineReader(store, service).read(entity_rows).frame
-
-
-def as_of_now() -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=1)

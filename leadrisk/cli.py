@@ -11,6 +11,7 @@ import click
 
 from core.kinds import MODEL_KINDS
 from core.settings import Settings, get_settings
+from features.prepare import SOURCES
 
 MODEL_KIND = click.Choice(list(MODEL_KINDS))  # "lead" or "risk"
 
@@ -32,7 +33,7 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.option("--source", type=click.Choice(["synthetic", "x_education", "amlsim"]), required=True)
+@click.option("--source", type=click.Choice(SOURCES), required=True)
 @click.option("--path", type=click.Path(path_type=Path), default=None, help="Input file/folder.")
 @click.option("--customers", type=int, default=None, help="Synthetic: number of customers.")
 @click.option("--leads", type=int, default=None, help="Synthetic: number of leads.")

@@ -63,10 +63,9 @@ def score(champion: Champion, ids: list[int]) -> list[dict[str, Any]]:
     if found.empty:
         return rows
     assessed = champion.model.assess(found, TOP_REASONS)
-    if champion.kind is RISK:
-        cuts = champion.model.metadata.get("pattern_cuts", {})
-        patterns = risk_rules.matched_patterns(found, cuts)
-        high = champion.model.bands[-1].min_score
+    cuts = champion.model.metadata.get("pattern_cuts", {})
+    patterns = risk_rules.matched_patterns(found, cuts)
+    high = champion.model.bands[-1].min_score
     for row, position in enumerate(np.flatnonzero(online.found)):
         body: dict[str, Any] = {
             key: ids[position],
@@ -76,13 +75,11 @@ def score(champion: Champion, ids: list[int]) -> list[dict[str, Any]]:
             "imputed_features": assessed.imputed[row],
         }
         probability, band = float(assessed.scores[row]), assessed.bands[row]
-        if champion.kind is LEAD:
-            body.update(probability=probability, band=band)
-        else:
+        kind = champion.kind
+        body.update({kind.score_field: probability, kind.category_field: band})
+        if kind.has_patterns:
             rule = risk_rules.offboarding_rule(band, patterns[row], high)
-            body.update(
-                p_suspended=probability, segment=band, offboard=rule is not None, offboard_rule=rule
-            )
+            body.update(offboard=rule is not None, offboard_rule=rule)
         rows[position] = body
     return rows
 

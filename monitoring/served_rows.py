@@ -34,11 +34,6 @@ class ServedRows(NamedTuple):
         return cls((*features.names, SCORE, BAND), values)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> ServedRows:
-        """Rows of a frame that already holds ``score`` and ``band`` columns."""
-        return cls(tuple(map(str, frame.columns)), frame.to_numpy(dtype=object))
-
-    @classmethod
     def join(cls, batches: Sequence[ServedRows]) -> ServedRows:
         """Batches with the same columns as one."""
         return cls(batches[0].columns, np.concatenate([batch.values for batch in batches]))

@@ -1,1 +1,2 @@
-"""leadrisk: service package."""
+"""How it answers: the BentoML service, the scorer, the batcher and packaging. Imports
+``monitoring``, ``features`` and ``core``; never ``training``."""

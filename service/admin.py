@@ -53,14 +53,9 @@ def batch_by_ids(scorer: Scorer, model: str, ids: list[int]) -> BatchResponse:
     rows: list[BatchRow] = []
     for start in range(0, len(ids), BATCH_CHUNK):
         chunk = ids[start : start + BATCH_CHUNK]
-        outcomes = scorer.batch_scorer(model)(batch_request_items(model, chunk))
+        outcomes = scorer.batch_scorer(model)(scorer.requests_for(model, chunk))
         rows += batch_rows(chunk, outcomes, start)
     return _response(model, rows)
-
-
-def batch_request_items(model: str, ids: list[int]) -> list:
-    """What the scorer (or a batcher) takes for each id of ``model``."""
-    return [LeadRequest(lead_id=i) for i in ids] if model == LEAD.key else list(ids)
 
 
 def batch_by_outcomes(model: str, ids: list[int], outcomes: list) -> BatchResponse:
@@ -101,7 +96,7 @@ def batch_from_file(scorer: Scorer, model: str, path: Path, settings: Settings) 
         for row, index in zip(response.rows, good.index, strict=True):
             row.row = int(index)
         response = _response(model, sorted([*response.rows, *bad], key=lambda r: r.row))
-    elif model == LEAD.key:
+    elif MODEL_KINDS[model].scores_raw_payloads:
         response = _score_raw_leads(scorer, frame)
     else:
         raise ValueError(f"upload needs a {key!r} column")

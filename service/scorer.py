@@ -104,6 +104,10 @@ class Scorer:
             LEAD.key: self.score_leads,
             RISK.key: self.score_customers,
         }
+        self._requests: dict[str, Callable[[list[int]], list]] = {
+            LEAD.key: lambda ids: [LeadRequest(lead_id=i) for i in ids],
+            RISK.key: list,
+        }
 
     def online(self, kind: ModelKind, ids: Sequence[int]) -> OnlineRows:
         """Online features of ``ids`` (one Feast call); raises FeatureStoreUnavailable."""
@@ -134,8 +138,12 @@ class Scorer:
 
     def batch_scorer(self, model: str) -> Callable[[list], list]:
         """The batch scoring function of ``model`` ("lead" or "risk"): ``score_leads`` takes
-        LeadRequests, ``score_customers`` customer ids (``admin.batch_request_items``)."""
+        LeadRequests, ``score_customers`` customer ids (``requests_for``)."""
         return self._batch_scorers[model]
+
+    def requests_for(self, model: str, ids: list[int]) -> list:
+        """What ``batch_scorer(model)`` (or its batcher) takes for stored entities ``ids``."""
+        return self._requests[model](ids)
 
     def score_leads(self, requests: list[LeadRequest]) -> list[LeadOutcome]:
         """Score a batch of lead requests; a store outage answers every request with a 503."""

@@ -178,7 +178,7 @@ class LeadRisk:
         against (the KPIs by band and the live ROC-AUC use them).
         """
         try:
-            outcome = await self._score(model, admin.batch_request_items(model, [entity_id])[0])
+            outcome = await self._score(model, self.scorer.requests_for(model, [entity_id])[0])
         except Exception as err:
             return _unavailable(err)
         if outcome.error is not None:
@@ -223,7 +223,7 @@ class LeadRisk:
         if len(ids) > SERVICE.batch_upload_max_rows:
             return _error(413, f"at most {SERVICE.batch_upload_max_rows} ids", "ids")
         if SERVICE.batching and len(ids) <= SERVICE.max_batch_size:
-            items = admin.batch_request_items(model, ids)
+            items = self.scorer.requests_for(model, ids)
             try:
                 outcomes = await self.batchers[model].submit_bulk(items)
                 return admin.batch_by_outcomes(model, ids, outcomes)

@@ -57,7 +57,8 @@ def served(rng: np.random.Generator, n: int, shifted: bool = False) -> pd.DataFr
 
 
 def served_rows(rng: np.random.Generator, n: int, shifted: bool = False) -> ServedRows:
-    return ServedRows.from_frame(served(rng, n, shifted))
+    frame = served(rng, n, shifted)
+    return ServedRows(tuple(map(str, frame.columns)), frame.to_numpy(dtype=object))
 
 
 def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
