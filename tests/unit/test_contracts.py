@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -79,9 +82,11 @@ def test_a_bad_setting_names_its_field(tmp_path) -> None:
 
 def test_serving_requirements_are_the_serving_group_of_the_lock() -> None:
     """requirements-serve.txt (the bento's) is `uv export` of the serving dependencies only."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    assert uv, "uv is a dev dependency: uv sync installs it"
     exported = subprocess.run(
         [
-            "uv",
+            uv,
             "export",
             "--frozen",
             "--no-default-groups",
