@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_ENTITY_ID = 2**63 - 1  # entity keys are Feast INT64 values
 
 
 class RawLead(BaseModel):
@@ -41,7 +43,7 @@ class LeadRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lead_id: int | None = Field(default=None, ge=0)
+    lead_id: int | None = Field(default=None, ge=0, le=MAX_ENTITY_ID)
     lead: RawLead | None = None
 
     @model_validator(mode="after")
@@ -54,7 +56,7 @@ class LeadRequest(BaseModel):
 class CustomerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: int = Field(ge=0)
+    customer_id: int = Field(ge=0, le=MAX_ENTITY_ID)
 
 
 class ReasonOut(BaseModel):
@@ -113,7 +115,7 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Literal["lead", "risk"]
-    ids: list[int] = Field(min_length=1)
+    ids: list[Annotated[int, Field(ge=0, le=MAX_ENTITY_ID)]] = Field(min_length=1)
 
 
 class BatchRow(BaseModel):
@@ -138,7 +140,7 @@ class FeedbackRequest(BaseModel):
 
     feedback_id: str = Field(min_length=1, max_length=200)
     model: Literal["lead", "risk"]
-    entity_id: int = Field(ge=0)
+    entity_id: int = Field(ge=0, le=MAX_ENTITY_ID)
     label: Literal[0, 1] | None = None
     rating: int | None = Field(default=None, ge=1, le=5)
 

@@ -30,7 +30,12 @@ from monitoring.feedback import ConflictError, Feedback, FeedbackStore
 from monitoring.prediction_log import PredictionLog
 from service import admin
 from service.batching import Batcher, Overloaded
-from service.http import AuthMiddleware, ConnectionRecycleMiddleware, ValidationStatusMiddleware
+from service.http import (
+    AuthMiddleware,
+    ConnectionRecycleMiddleware,
+    MultipartGuardMiddleware,
+    ValidationStatusMiddleware,
+)
 from service.packaging import MODEL_FILE, serving_tags
 from service.schemas import (
     BatchRequest,
@@ -328,4 +333,5 @@ LeadRisk.add_asgi_middleware(
     max_requests=SERVICE.max_requests_per_connection if SERVICE.workers > 1 else 0,
 )
 LeadRisk.add_asgi_middleware(AuthMiddleware, token=SERVICE.auth_token)
+LeadRisk.add_asgi_middleware(MultipartGuardMiddleware)  # inside auth: no parsing before it
 LeadRisk.mount_asgi_app(admin.admin_app(SETTINGS), path="/")

@@ -122,12 +122,40 @@ def test_unknown_ids_are_404_naming_the_id(service):
         ("/score_customer", {"customer_id": -1}, "customer_id"),
         ("/score_customer", {"customer": 5}, "customer"),
         ("/batch_score", {"model": "cats", "ids": [1]}, "model"),
+        ("/score_lead", {"lead_id": 99999999999999999999999}, "lead_id"),
+        ("/score_customer", {"customer_id": 2**63}, "customer_id"),
+        ("/batch_score", {"model": "risk", "ids": [1, 2**64]}, "ids.1"),
     ],
 )
 def test_malformed_payload_is_422_naming_the_field(service, path, body, field):
     response = _post(service.url, path, body)
     assert response.status_code == 422, response.text
     assert response.json()["field"].startswith(field)
+
+
+def test_bad_ids_and_bodies_are_4xx_not_outages(service):
+    """An id beyond INT64 is the caller's error, not a feature-store outage; a multipart body
+    without a boundary is a 400, not a 500."""
+    errors_before = _feature_store_errors(service.url)
+    assert _post(service.url, "/score_lead", {"lead_id": 10**25}).status_code == 422
+    response = requests.post(
+        f"{service.url}/score_customer",
+        data=b'{"customer_id": 0}',
+        headers={"Content-Type": "multipart/form-data"},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "Content-Type"
+    assert _feature_store_errors(service.url) == errors_before
+
+
+def _feature_store_errors(url: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=30).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("leadrisk_feature_store_errors_total")
+    )
 
 
 def test_missing_features_are_imputed_and_flagged(service):
