@@ -10,6 +10,12 @@ on each float, six type checks on each string), which made 85% of the profiler's
 :func:`_pandas_split` does the same split with vectorised calls for the two kinds of column the
 service profiles (float64, and object columns holding only strings and missing values), with
 the same result, and leaves every other column to whylogs.
+
+Merging two profiles of a column whose means are far apart (a served value near 1e308 beside
+ordinary ones) makes whylogs' variance update ``delta**2`` overflow a Python float and raise, so
+one accepted request would stop every later drift check of that model. The merge is redone in
+float64 arithmetic there: the variance becomes infinite, the sketches (which the drift tests
+use) merge as usual.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 import whylogs as why  # noqa: E402
 from scipy import stats  # noqa: E402
 from whylogs.core import DatasetProfileView  # noqa: E402
+from whylogs.core.metrics.metric_components import FractionalComponent  # noqa: E402
+from whylogs.core.metrics.metrics import DistributionMetric  # noqa: E402
 from whylogs.core.preprocessing import PreprocessedColumn  # noqa: E402
 from whylogs.core.view.column_profile_view import ColumnProfileView  # noqa: E402
 from whylogs.viz.drift.column_drift_algorithms import (  # noqa: E402
@@ -38,6 +46,29 @@ from whylogs.viz.drift.column_drift_algorithms import (  # noqa: E402
 from whylogs.viz.drift.configs import ChiSquareConfig, DriftThresholds, KSTestConfig  # noqa: E402
 
 MIN_EXPECTED = 5.0
+
+_whylogs_distribution_merge = DistributionMetric.merge
+
+
+def _distribution_merge(self: DistributionMetric, other: DistributionMetric) -> DistributionMetric:
+    """whylogs' merge, or the same formulas in float64 when a Python float overflows."""
+    try:
+        return _whylogs_distribution_merge(self, other)
+    except OverflowError:
+        a_n, b_n = self.kll.value.get_n(), other.kll.value.get_n()
+        n = a_n + b_n
+        with np.errstate(over="ignore", invalid="ignore"):
+            delta = np.float64(other.avg) - np.float64(self.avg)
+            m2 = np.float64(self.m2.value) + np.float64(other.m2.value) + delta**2 * a_n * b_n / n
+            mean = (a_n / n) * np.float64(self.avg) + (b_n / n) * np.float64(other.avg)
+        return DistributionMetric(
+            kll=self.kll + other.kll,
+            mean=FractionalComponent(float(mean)),
+            m2=FractionalComponent(float(m2)),
+        )
+
+
+DistributionMetric.merge = _distribution_merge
 
 _whylogs_pandas_split = PreprocessedColumn._pandas_split
 

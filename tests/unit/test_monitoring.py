@@ -295,6 +295,27 @@ def test_missing_values_and_type_changes_are_reported(tmp_path, baseline):
     assert drift.alert_facts(report)["missing_feature_rate"] == pytest.approx(0.2)
 
 
+def test_an_extreme_accepted_value_is_reported_not_a_crash(tmp_path, baseline):
+    """A served 1e308 beside ordinary values: the window's parts merge, the drift report and the
+    alert facts complete, and the report's JSON is standard JSON."""
+    parts = []
+    for seed, extreme in ((30, 1e308), (31, None)):
+        frame = served(np.random.default_rng(seed), 200)
+        if extreme is not None:
+            frame.loc[0, "age"] = extreme
+        view = reference.profile_rows(frame)
+        parts.append(type(view).deserialize(view.serialize()))  # as read back from the store
+    current = parts[0].merge(parts[1])
+
+    report = drift.drift_report(make_settings(tmp_path), MODEL, *baseline, current)
+
+    age = next(f for f in report.features if f.feature == "age")
+    assert age.drifted is not None
+    assert "missing_feature_rate" in drift.alert_facts(report)
+    _, json_path = report.write(tmp_path / "reports")
+    json.loads(json_path.read_text(), parse_constant=lambda name: pytest.fail(f"JSON has {name}"))
+
+
 def test_report_writes_self_contained_html_and_json(tmp_path, baseline):
     _, shifted = current(14, shifted=True)
     report = drift.drift_report(make_settings(tmp_path), MODEL, *baseline, shifted)
