@@ -105,6 +105,13 @@ class ServiceSettings(BaseModel):
     # request even with no exporter, a measurable CPU cost per request (docs/service.md).
     tracing: dict[str, Any] | None = None
     auth_token: str | None = None
+    # Largest accepted value of each numeric field of a raw lead (/score_lead, uploads): generous
+    # bounds around the plausible range, so a typo cannot reach the model or the monitoring
+    raw_lead_max: dict[str, float] = {
+        "total_visits": 10_000.0,
+        "total_time_on_website": 1_000_000.0,
+        "page_views_per_visit": 1_000.0,
+    }
     timeout_s: int = 60
     batch_upload_max_rows: int = 100_000
 

@@ -16,7 +16,13 @@ from starlette.routing import Route
 
 from core.kinds import LEAD, MODEL_KINDS
 from core.settings import Settings
-from service.schemas import BatchResponse, BatchRow, LeadRequest, ModelInfo, RawLead
+from service.schemas import (
+    BatchResponse,
+    BatchRow,
+    LeadRequest,
+    ModelInfo,
+    bounded_raw_lead,
+)
 from service.scorer import Scorer, ServedModel
 
 BATCH_CHUNK = 5_000
@@ -97,7 +103,7 @@ def batch_from_file(scorer: Scorer, model: str, path: Path, settings: Settings) 
             row.row = int(index)
         response = _response(model, sorted([*response.rows, *bad], key=lambda r: r.row))
     elif MODEL_KINDS[model].scores_raw_payloads:
-        response = _score_raw_leads(scorer, frame)
+        response = _score_raw_leads(scorer, frame, settings)
     else:
         raise ValueError(f"upload needs a {key!r} column")
     out = settings.reports_dir / "batch_scores" / f"{model}_{path.stem}.parquet"
@@ -107,11 +113,12 @@ def batch_from_file(scorer: Scorer, model: str, path: Path, settings: Settings) 
     return response
 
 
-def _score_raw_leads(scorer: Scorer, frame: pd.DataFrame) -> BatchResponse:
+def _score_raw_leads(scorer: Scorer, frame: pd.DataFrame, settings: Settings) -> BatchResponse:
+    raw_lead = bounded_raw_lead(settings.service.raw_lead_max)
     rows, requests, positions = [], [], []
     for i, record in enumerate(frame.astype(object).where(frame.notna(), None).to_dict("records")):
         try:
-            requests.append(LeadRequest(lead=RawLead(**record)))
+            requests.append(LeadRequest(lead=raw_lead(**record)))
             positions.append(i)
         except ValidationError as err:
             first = err.errors()[0]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 MAX_ENTITY_ID = 2**63 - 1  # entity keys are Feast INT64 values
 
@@ -51,6 +53,38 @@ class LeadRequest(BaseModel):
         if (self.lead_id is None) == (self.lead is None):
             raise ValueError("give exactly one of lead_id or lead")
         return self
+
+
+def bounded_raw_lead(raw_lead_max: Mapping[str, float]) -> type[RawLead]:
+    """``RawLead`` with each numeric field capped at ``raw_lead_max`` (the setting
+    ``service.raw_lead_max``); the caps are part of the OpenAPI schema."""
+    return _bounded_raw_lead(tuple(sorted(raw_lead_max.items())))
+
+
+def bounded_lead_request(raw_lead_max: Mapping[str, float]) -> type[LeadRequest]:
+    """``LeadRequest`` whose raw lead is ``bounded_raw_lead(raw_lead_max)``."""
+    return _bounded_lead_request(bounded_raw_lead(raw_lead_max))
+
+
+@lru_cache
+def _bounded_raw_lead(caps: tuple[tuple[str, float], ...]) -> type[RawLead]:
+    numeric = {name for name, f in RawLead.model_fields.items() if f.annotation == float | None}
+    unknown = sorted({name for name, _ in caps} - numeric)
+    if unknown:
+        raise ValueError(
+            f"service.raw_lead_max names {unknown}; the numeric lead fields are {sorted(numeric)}"
+        )
+    fields: dict = {
+        name: (float | None, Field(default=None, ge=0, le=maximum)) for name, maximum in caps
+    }
+    return create_model("RawLead", __base__=RawLead, __doc__=RawLead.__doc__, **fields)
+
+
+@lru_cache
+def _bounded_lead_request(raw: type[RawLead]) -> type[LeadRequest]:
+    return create_model(
+        "LeadRequest", __base__=LeadRequest, __doc__=LeadRequest.__doc__, lead=(raw | None, None)
+    )
 
 
 class CustomerRequest(BaseModel):

@@ -47,6 +47,7 @@ from service.schemas import (
     LeadRequest,
     LeadScore,
     RawLead,
+    bounded_lead_request,
 )
 from service.scorer import FeatureStoreUnavailable, Scorer, ServedModel
 
@@ -59,6 +60,7 @@ log = logging.getLogger("leadrisk.service")
 warnings.filterwarnings("ignore", message="Accessing the 'model_fields' attribute on the instance")
 TAGS = serving_tags(SETTINGS)
 SERVICE = SETTINGS.service
+LEAD_REQUEST = bounded_lead_request(SERVICE.raw_lead_max)
 READY_CACHE_S = 2.0
 # Per-request access logs are off: each line crosses a pipe to the `bentoml serve` supervisor, a
 # large share of a core under load (docs/decisions/0008-no-access-logs-no-tracing-by-default.md).
@@ -156,7 +158,7 @@ class LeadRisk:
             return await self.batchers[model].submit(item)
         return (await anyio.to_thread.run_sync(self.scorer.batch_scorer(model), [item]))[0]
 
-    @bentoml.api(route="/score_lead", input_spec=LeadRequest)
+    @bentoml.api(route="/score_lead", input_spec=LEAD_REQUEST)
     async def score_lead(
         self, lead_id: int | None = None, lead: RawLead | None = None
     ) -> LeadScore:

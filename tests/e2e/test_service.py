@@ -123,6 +123,7 @@ def test_unknown_ids_are_404_naming_the_id(service):
         ("/score_customer", {"customer": 5}, "customer"),
         ("/batch_score", {"model": "cats", "ids": [1]}, "model"),
         ("/score_lead", {"lead_id": 99999999999999999999999}, "lead_id"),
+        ("/score_lead", {"lead": {"total_time_on_website": 1e308}}, "lead.total_time_on_website"),
         ("/score_customer", {"customer_id": 2**63}, "customer_id"),
         ("/batch_score", {"model": "risk", "ids": [1, 2**64]}, "ids.1"),
     ],

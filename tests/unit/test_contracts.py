@@ -14,7 +14,7 @@ from core.kinds import LEAD, MODEL_KINDS
 from core.settings import PROJECT_ROOT, load_settings
 from features import tables
 from monitoring.prediction_log import ENTRY_SCHEMA, PredictionEntry
-from service.schemas import RawLead
+from service.schemas import RawLead, bounded_lead_request, bounded_raw_lead
 
 SERVE_REQUIREMENTS = PROJECT_ROOT / "requirements-serve.txt"
 
@@ -105,3 +105,21 @@ def test_serving_requirements_are_the_serving_group_of_the_lock() -> None:
     }
     assert committed == pinned, "regenerate with the command in requirements-serve.txt's header"
     assert not pinned & {"mlflow", "locust", "flask", "pytest", "ruff", "uv", "playwright"}
+
+
+def test_raw_lead_numbers_are_capped_by_the_setting() -> None:
+    caps = load_settings({"LEADRISK_CONFIG": "/nonexistent.yaml"}).service.raw_lead_max
+    request = bounded_lead_request(caps)
+    at_cap = {name: maximum for name, maximum in caps.items()}
+    assert request(lead=at_cap).lead.model_dump(include=set(caps)) == at_cap
+    with pytest.raises(ValueError, match="lead.total_time_on_website") as err:
+        request(lead={"total_time_on_website": 1e308})
+    assert "less than or equal" in str(err.value)
+    schema = request.model_json_schema()["$defs"]["RawLead"]["properties"]["total_visits"]
+    assert {"maximum": caps["total_visits"], "minimum": 0, "type": "number"} in schema["anyOf"]
+    assert bounded_raw_lead(caps)(total_visits=3).total_visits == 3
+
+
+def test_a_cap_on_an_unknown_lead_field_names_the_setting() -> None:
+    with pytest.raises(ValueError, match=r"service.raw_lead_max names \['colour'\]"):
+        bounded_lead_request({"colour": 1.0})
