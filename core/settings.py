@@ -105,6 +105,9 @@ class ServiceSettings(BaseModel):
     # request even with no exporter, a measurable CPU cost per request (docs/service.md).
     tracing: dict[str, Any] | None = None
     auth_token: str | None = None
+    # BentoML's model and bento store. None: BentoML's own default ($BENTOML_HOME, else
+    # ~/bentoml), so plain `bentoml serve|build|models list` see what leadrisk imported
+    bentoml_home: Path | None = None
     # Largest accepted value of each numeric field of a raw lead (/score_lead, uploads): generous
     # bounds around the plausible range, so a typo cannot reach the model or the monitoring
     raw_lead_max: dict[str, float] = {

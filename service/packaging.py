@@ -29,7 +29,11 @@ class MissingChampionError(RuntimeError):
 
 
 def bentoml_home(settings: Settings) -> Path:
-    return settings.data_dir / "bentoml"
+    """The BentoML store the champions are imported into (``service.bentoml_home``, else
+    BentoML's own default, which plain ``bentoml`` commands use too)."""
+    if settings.service.bentoml_home is not None:
+        return settings.service.bentoml_home
+    return Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
 
 
 def imported_model_file(settings: Settings, tag: str) -> Path:
@@ -39,7 +43,7 @@ def imported_model_file(settings: Settings, tag: str) -> Path:
 
 
 def use_bentoml_home(settings: Settings) -> None:
-    """Point BentoML at the project's own store (set before bentoml is imported)."""
+    """Point BentoML at that store (before bentoml is imported)."""
     os.environ.setdefault("BENTOML_HOME", str(bentoml_home(settings)))
 
 

@@ -49,6 +49,8 @@ def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return {
         "LEADRISK_CONFIG": str(data_dir / "no-leadrisk.yaml"),
         "LEADRISK_DATA_DIR": str(data_dir),
+        # never the user's own BentoML store
+        "LEADRISK_SERVICE__BENTOML_HOME": str(data_dir / "bentoml"),
         # One serving process per test server keeps start-up short; the crash test runs two.
         "LEADRISK_SERVICE__WORKERS": "1",
         **{name: os.environ[name] for name in INHERITED if name in os.environ},
