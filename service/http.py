@@ -1,10 +1,12 @@
 """ASGI middlewares of the public service: bearer-token auth, 422 for invalid fields, 400 for an
-unreadable multipart body."""
+unreadable multipart body, and request metrics labelled by known paths only."""
 
 from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterable
+from pathlib import Path
 
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -191,3 +193,33 @@ class ConnectionRecycleMiddleware:
             await send(message)
 
         await self.app(scope, receive, closing)
+
+
+UNKNOWN_PATH = "/{unknown}"  # the one endpoint label of every path the service does not serve
+
+
+def static_paths(prefix: str, directory: Path) -> set[str]:
+    """The URL path of every file a static mount serves from ``directory``."""
+    return {f"{prefix}/{file.relative_to(directory).as_posix()}" for file in directory.rglob("*")}
+
+
+def bound_request_metric_labels(known_paths: Iterable[str]) -> None:
+    """BentoML labels its request metrics with the raw request path, so every distinct unknown
+    path a client sends adds Prometheus series without bound. Requests to any path outside
+    ``known_paths`` (all answered 404 alike) reach BentoML's metrics middleware, and the router
+    behind it, as ``UNKNOWN_PATH``: one label for all of them."""
+    from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
+
+    known = frozenset(known_paths)
+    served = RunnerTrafficMetricsMiddleware.__call__
+    if getattr(served, "bounded_paths", None) is not None:
+        served = served.unbounded
+
+    async def labelled(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in known:
+            scope = {**scope, "path": UNKNOWN_PATH, "raw_path": UNKNOWN_PATH.encode()}
+        await served(self, scope, receive, send)
+
+    labelled.bounded_paths = known  # type: ignore[attr-defined]
+    labelled.unbounded = served  # type: ignore[attr-defined]
+    RunnerTrafficMetricsMiddleware.__call__ = labelled

@@ -47,7 +47,7 @@ def serve(settings: Settings, port: int | None = None) -> int:
         "-H 'Content-Type: application/json' "
         '-d \'{"lead": {"total_time_on_website": 900, "total_visits": 3, '
         '"last_activity": "SMS Sent"}}\'\n'
-        f"  open http://{settings.service.host}:{port}/docs and /dashboard"
+        f"  open http://{settings.service.host}:{port}/ (API docs) and /dashboard"
     )
     return run_foreground(serve_command(settings, port), child_env(settings))
 

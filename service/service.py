@@ -20,6 +20,7 @@ from typing import Annotated
 import anyio
 import bentoml
 import cloudpickle
+from bentoml._internal import server as bentoml_server
 from bentoml.validators import ContentType
 from starlette.responses import JSONResponse
 
@@ -31,10 +32,13 @@ from monitoring.prediction_log import PredictionLog
 from service import admin
 from service.batching import Batcher, Overloaded
 from service.http import (
+    OPEN_PATHS,
     AuthMiddleware,
     ConnectionRecycleMiddleware,
     MultipartGuardMiddleware,
     ValidationStatusMiddleware,
+    bound_request_metric_labels,
+    static_paths,
 )
 from service.packaging import MODEL_FILE, serving_tags
 from service.schemas import (
@@ -336,4 +340,15 @@ LeadRisk.add_asgi_middleware(
 )
 LeadRisk.add_asgi_middleware(AuthMiddleware, token=SERVICE.auth_token)
 LeadRisk.add_asgi_middleware(MultipartGuardMiddleware)  # inside auth: no parsing before it
-LeadRisk.mount_asgi_app(admin.admin_app(SETTINGS), path="/")
+ADMIN = admin.admin_app(SETTINGS)
+LeadRisk.mount_asgi_app(ADMIN, path="/")
+bound_request_metric_labels(
+    {
+        *(method.route for method in LeadRisk.apis.values()),
+        *(route.path for route in ADMIN.routes),
+        *OPEN_PATHS,
+        "/",
+        "/docs.json",
+        *static_paths("/static_content", Path(bentoml_server.__file__).parent / "static_content"),
+    }
+)

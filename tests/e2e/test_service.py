@@ -150,6 +150,24 @@ def test_bad_ids_and_bodies_are_4xx_not_outages(service):
     assert _feature_store_errors(service.url) == errors_before
 
 
+def test_unknown_paths_share_one_metric_label(service):
+    """1,000 random paths add one endpoint label, not 1,000 Prometheus series."""
+    rng = np.random.default_rng(3)
+    session = requests.Session()
+    for i in range(1_000):
+        path = "/probe-" + "".join(rng.choice(list("abcdefghij/_-"), rng.integers(1, 30)))
+        method = session.get if i % 2 else session.post
+        assert method(f"{service.url}{path}", timeout=TIMEOUT).status_code in (401, 404, 405)
+    index = session.get(f"{service.url}/", timeout=TIMEOUT)
+    assert index.status_code == 200 and "static_content/" in index.text  # the API docs page
+    for asset in re.findall(r'"\./(static_content/[^"]+)"', index.text):
+        assert session.get(f"{service.url}/{asset}", timeout=TIMEOUT).status_code == 200, asset
+    text = session.get(f"{service.url}/metrics", timeout=TIMEOUT).text
+    endpoints = set(re.findall(r'bentoml_service_request_total\{[^}]*endpoint="([^"]*)"', text))
+    assert "/{unknown}" in endpoints
+    assert len(endpoints) < 30, sorted(endpoints)
+
+
 def _feature_store_errors(url: str) -> float:
     text = requests.get(f"{url}/metrics", timeout=30).text
     return sum(
