@@ -77,6 +77,16 @@ class TrainingSettings(BaseModel):
     risk_targets: dict[str, float] = {"pr_auc": 0.85}
 
 
+Scope = Literal["score", "feedback", "admin", "metrics"]
+
+
+class TokenGrant(BaseModel):
+    """One client's bearer token and what it may call."""
+
+    token: str = Field(min_length=16)
+    scopes: list[Scope]
+
+
 class ServiceSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
@@ -104,7 +114,12 @@ class ServiceSettings(BaseModel):
     # passed as is. None: no OpenTelemetry span per request; BentoML otherwise opens one for every
     # request even with no exporter, a measurable CPU cost per request (docs/service.md).
     tracing: dict[str, Any] | None = None
+    # Bearer tokens (service/http.py): auth_token holds every scope; auth_tokens names each
+    # client's token and scopes: score, feedback, admin (/models, /dashboard), metrics.
+    # With either set, every path but health needs a token: /metrics too unless metrics_open.
     auth_token: str | None = None
+    auth_tokens: dict[str, TokenGrant] = {}
+    metrics_open: bool = True
     # BentoML's model and bento store. None: BentoML's own default ($BENTOML_HOME, else
     # ~/bentoml), so plain `bentoml serve|build|models list` see what leadrisk imported
     bentoml_home: Path | None = None

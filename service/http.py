@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -13,47 +13,86 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics", "/docs", "/schema.json", "/dashboard")
-OPEN_PREFIXES = ("/docs", "/static_content", "/assets", "/dashboard")
+from core.settings import ServiceSettings
+
+HEALTH_PATHS = ("/livez", "/readyz", "/healthz")  # open to every caller, a token or not
+METRICS_PATH = "/metrics"
+# The scope each path needs; any other path (the docs page, its spec and assets) takes any token
+ROUTE_SCOPES = {
+    "/score_lead": "score",
+    "/score_customer": "score",
+    "/batch_score": "score",
+    "/batch_score_file": "score",
+    "/feedback": "feedback",
+    "/models": "admin",
+    "/dashboard": "admin",
+    METRICS_PATH: "metrics",
+}
+ALL_SCOPES = frozenset(ROUTE_SCOPES.values())
+
+
+def token_grants(service: ServiceSettings) -> dict[bytes, frozenset[str]]:
+    """Bearer token -> its scopes: ``auth_token`` has every scope, ``auth_tokens`` their own."""
+    grants = {
+        grant.token.encode(): frozenset(grant.scopes) for grant in service.auth_tokens.values()
+    }
+    if service.auth_token:
+        grants[service.auth_token.encode()] = ALL_SCOPES
+    return grants
 
 
 class AuthMiddleware:
-    """With a token configured, everything but health, metrics, docs and the dashboard needs
-    ``Authorization: Bearer <token>``; without one, the service is open."""
+    """With tokens configured, every path but health (and ``/metrics`` while ``metrics_open``)
+    needs ``Authorization: Bearer <token>`` (401), and a token whose scopes lack the path's scope
+    is refused (403). Without tokens, the service is open."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, grants: Mapping[bytes, frozenset[str]], metrics_open: bool
+    ) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.grants = list(grants.items())
+        self.metrics_open = metrics_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.expected is None or scope["type"] != "http" or _is_open(scope["path"]):
+        path = scope.get("path", "")
+        if (
+            not self.grants
+            or scope["type"] != "http"
+            or path in HEALTH_PATHS
+            or (path == METRICS_PATH and self.metrics_open)
+        ):
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if hmac.compare_digest(given, self.expected):
-            await self.app(scope, receive, send)
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scopes = self._scopes_of(header.removeprefix(b"Bearer ")) if header else None
+        if scopes is None:
+            await _error(send, 401, "missing or wrong bearer token", "Authorization", _CHALLENGE)
             return
-        body = json.dumps({"error": "missing or wrong bearer token", "field": "Authorization"})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body.encode()})
+        needed = ROUTE_SCOPES.get(path)
+        if needed is not None and needed not in scopes:
+            await _error(send, 403, f"this token lacks the {needed!r} scope", "Authorization")
+            return
+        await self.app(scope, receive, send)
+
+    def _scopes_of(self, token: bytes) -> frozenset[str] | None:
+        """The token's scopes; every configured token is compared, in constant time each, so
+        the time taken does not tell which one (or whether one) matched."""
+        found = None
+        for known, scopes in self.grants:
+            if hmac.compare_digest(token, known):
+                found = scopes
+        return found
 
 
-def _is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+_CHALLENGE = [(b"www-authenticate", b"Bearer")]
 
 
-async def _error(send: Send, status: int, message: str, field: str | None) -> None:
+async def _error(
+    send: Send, status: int, message: str, field: str | None, extra_headers: list | None = None
+) -> None:
     body = json.dumps({"error": message, "field": field}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -32,13 +32,15 @@ from monitoring.prediction_log import PredictionLog
 from service import admin
 from service.batching import Batcher, Overloaded
 from service.http import (
-    OPEN_PATHS,
+    HEALTH_PATHS,
+    METRICS_PATH,
     AuthMiddleware,
     ConnectionRecycleMiddleware,
     MultipartGuardMiddleware,
     ValidationStatusMiddleware,
     bound_request_metric_labels,
     static_paths,
+    token_grants,
 )
 from service.packaging import MODEL_FILE, serving_tags
 from service.schemas import (
@@ -338,7 +340,9 @@ LeadRisk.add_asgi_middleware(
     ConnectionRecycleMiddleware,
     max_requests=SERVICE.max_requests_per_connection if SERVICE.workers > 1 else 0,
 )
-LeadRisk.add_asgi_middleware(AuthMiddleware, token=SERVICE.auth_token)
+LeadRisk.add_asgi_middleware(
+    AuthMiddleware, grants=token_grants(SERVICE), metrics_open=SERVICE.metrics_open
+)
 LeadRisk.add_asgi_middleware(MultipartGuardMiddleware)  # inside auth: no parsing before it
 ADMIN = admin.admin_app(SETTINGS)
 LeadRisk.mount_asgi_app(ADMIN, path="/")
@@ -346,7 +350,8 @@ bound_request_metric_labels(
     {
         *(method.route for method in LeadRisk.apis.values()),
         *(route.path for route in ADMIN.routes),
-        *OPEN_PATHS,
+        *HEALTH_PATHS,
+        METRICS_PATH,
         "/",
         "/docs.json",
         *static_paths("/static_content", Path(bentoml_server.__file__).parent / "static_content"),

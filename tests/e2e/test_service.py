@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -319,12 +320,18 @@ def test_acknowledged_predictions_survive_a_crash(trained_settings):
 
 
 def test_serve_with_a_token_then_stop_it_with_sigterm(trained_settings, trained_env, tmp_path):
-    """`leadrisk serve` as a user runs it, with a bearer token: scoring needs the token, health
-    and metrics do not. A SIGTERM to that process alone stops the server and every process
-    under it (nothing orphaned)."""
+    """`leadrisk serve` as a user runs it, with bearer tokens: scoring needs a token, health and
+    metrics do not, and a token scoped to scoring is refused the admin pages. A SIGTERM to that
+    process alone stops the server and every process under it (nothing orphaned)."""
     port = server.free_port()
     url = f"http://{trained_settings.service.host}:{port}"
-    env = {**os.environ, **trained_env, "LEADRISK_SERVICE__AUTH_TOKEN": "s3cret"}
+    crm = json.dumps({"crm": {"token": "crm-token-0123456789", "scopes": ["score"]}})
+    env = {
+        **os.environ,
+        **trained_env,
+        "LEADRISK_SERVICE__AUTH_TOKEN": "s3cret",
+        "LEADRISK_SERVICE__AUTH_TOKENS": crm,
+    }
     leadrisk = str(Path(sys.executable).with_name("leadrisk"))
     with open(tmp_path / "serve.log", "w") as log:
         process = subprocess.Popen(
@@ -347,6 +354,12 @@ def test_serve_with_a_token_then_stop_it_with_sigterm(trained_settings, trained_
         assert requests.get(f"{url}/models", timeout=TIMEOUT).status_code == 401
         for open_path in ("/livez", "/readyz", "/metrics"):
             assert requests.get(f"{url}{open_path}", timeout=TIMEOUT).status_code == 200
+        scoped = {"Authorization": "Bearer crm-token-0123456789"}
+        assert _post(url, "/score_customer", body, headers=scoped).status_code == 200
+        for admin_path in ("/models", "/dashboard"):
+            refused = requests.get(f"{url}{admin_path}", headers=scoped, timeout=TIMEOUT)
+            assert refused.status_code == 403 and refused.json()["field"] == "Authorization"
+        assert requests.get(f"{url}/dashboard", headers=good, timeout=TIMEOUT).status_code == 200
 
         tree = psutil.Process(process.pid).children(recursive=True)
         assert len(tree) >= 2  # bentoml serve and its serving process

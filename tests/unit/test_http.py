@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 
-from service.http import ConnectionRecycleMiddleware, MultipartGuardMiddleware
+import pytest
+
+from core.settings import ServiceSettings
+from service.http import (
+    AuthMiddleware,
+    ConnectionRecycleMiddleware,
+    MultipartGuardMiddleware,
+    token_grants,
+)
 
 
 async def _ok(scope, receive, send) -> None:
@@ -87,3 +95,76 @@ def test_a_readable_multipart_body_reaches_the_app_unchanged() -> None:
     )
     status, _, received = _post_multipart(b"multipart/form-data; boundary=xyz", body)
     assert status == 200 and received == body
+
+
+CLIENTS = {
+    "crm": {"token": "crm-token-0123456789", "scopes": ["score", "feedback"]},
+    "ops": {"token": "ops-token-0123456789", "scopes": ["admin", "metrics"]},
+}
+
+
+def _status(path: str, token: str | None, metrics_open: bool = False) -> int:
+    grants = token_grants(ServiceSettings(auth_tokens=CLIENTS, auth_token="root-token"))
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    scope = {"type": "http", "path": path, "headers": headers, "method": "POST"}
+    asyncio.run(AuthMiddleware(_ok, grants, metrics_open)(scope, receive, send))
+    return sent[0]["status"]
+
+
+@pytest.mark.parametrize(
+    ("path", "token", "status"),
+    [
+        ("/livez", None, 200),
+        ("/readyz", None, 200),
+        ("/score_customer", None, 401),
+        ("/score_customer", "wrong-token-0123456789", 401),
+        ("/score_customer", "crm-token-0123456789", 200),
+        ("/feedback", "crm-token-0123456789", 200),
+        ("/dashboard", "crm-token-0123456789", 403),
+        ("/models", "crm-token-0123456789", 403),
+        ("/metrics", "crm-token-0123456789", 403),
+        ("/dashboard", "ops-token-0123456789", 200),
+        ("/metrics", "ops-token-0123456789", 200),
+        ("/score_lead", "ops-token-0123456789", 403),
+        ("/docs.json", None, 401),
+        ("/docs.json", "crm-token-0123456789", 200),  # the spec: any valid token
+        ("/", "ops-token-0123456789", 200),
+        ("/batch_score", "root-token", 200),  # auth_token holds every scope
+        ("/dashboard", "root-token", 200),
+    ],
+)
+def test_each_path_needs_its_scope(path: str, token: str | None, status: int) -> None:
+    assert _status(path, token) == status
+
+
+def test_metrics_may_stay_open_for_a_scraper() -> None:
+    assert _status("/metrics", None, metrics_open=True) == 200
+    assert _status("/metrics", None, metrics_open=False) == 401
+
+
+def test_no_tokens_means_an_open_service() -> None:
+    app = AuthMiddleware(_ok, token_grants(ServiceSettings()), metrics_open=False)
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "path": "/dashboard", "headers": []}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 200
+
+
+def test_a_short_client_token_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="token"):
+        ServiceSettings(auth_tokens={"crm": {"token": "short", "scopes": ["score"]}})
