@@ -233,10 +233,11 @@ def run(
 
 
 def service_settings(settings: Settings) -> dict[str, Any]:
-    """The service settings a run was made with (the auth token only as set or not), so a
-    summary says which trade-offs its numbers were measured under."""
-    values = settings.service.model_dump()
+    """The service settings a run was made with (tokens only as set or not, client tokens by
+    name and scopes), so a summary says which trade-offs its numbers were measured under."""
+    values = settings.service.model_dump(mode="json")
     values["auth_token"] = "set" if values["auth_token"] else None
+    values["auth_tokens"] = {name: g["scopes"] for name, g in values["auth_tokens"].items()}
     return values
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import requests
 
-from core.settings import LoadTestSettings, Settings
+from core.settings import LoadTestSettings, Settings, TokenGrant
 from features import tables
 from loadtest import runner, summary, targets
 from loadtest.cpu import cores_between
@@ -154,7 +154,13 @@ def test_smoke_run_against_leadrisk(trained_settings, trained_env):
 def test_a_summary_records_the_service_settings_but_not_the_token():
     settings = Settings()
     settings.service.auth_token = "s3cret"
+    settings.service.auth_tokens = {
+        "crm": TokenGrant(token="crm-token-0123456789", scopes=["score"])
+    }
+    settings.service.bentoml_home = Path("/tmp/bentoml")
     settings.service.prediction_log_sync_interval_ms = 100
     recorded = runner.service_settings(settings)
-    assert recorded["auth_token"] == "set" and "s3cret" not in json.dumps(recorded)
+    text = json.dumps(recorded)
+    assert recorded["auth_token"] == "set" and "s3cret" not in text
+    assert recorded["auth_tokens"] == {"crm": ["score"]} and "crm-token" not in text
     assert recorded["prediction_log_sync_interval_ms"] == 100 and recorded["batching"] is True
