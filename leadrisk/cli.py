@@ -12,6 +12,7 @@ import click
 from core.kinds import MODEL_KINDS
 from core.settings import Settings, get_settings
 from features.prepare import SOURCES
+from leadrisk import console
 
 MODEL_KIND = click.Choice(list(MODEL_KINDS))  # "lead" or "risk"
 
@@ -22,8 +23,11 @@ def _fail(message: str) -> None:
 
 
 @click.group()
-def main() -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Also show the libraries' warnings and logs.")
+def main(verbose: bool) -> None:
     """Lead scoring and customer risk: data, features, training, serving, monitoring."""
+    if not verbose:
+        console.quiet_libraries()
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -240,7 +244,10 @@ def quickstart(serve: bool) -> None:
 def run_command(name: str, *args: str) -> None:
     """Invoke a leadrisk subcommand in-process (used by the quick start)."""
     click.echo(f"\n$ leadrisk {name} {' '.join(args)}".rstrip())
-    main.main(args=[*name.split(), *args], standalone_mode=False)
+    verbose = click.get_current_context().find_root().params.get("verbose", False)
+    main.main(
+        args=[*(["--verbose"] if verbose else []), *name.split(), *args], standalone_mode=False
+    )
 
 
 def _echo_json(payload: object) -> None:

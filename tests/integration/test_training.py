@@ -489,5 +489,7 @@ def test_cli_train_prints_the_summary_with_targets(
         assert re.search(rf"{metric}\s.*>= {target} (met|MISSED)", out), metric
     assert "gate: promoted (no champion yet)" in out
     assert f"tracking {uri}" in " ".join(out.split())
+    for chatter in ("DeprecationWarning", "UserWarning", "INFO mlflow", "WARNING mlflow"):
+        assert chatter not in result.output, chatter  # the libraries speak with --verbose only
     client = registry.connect(load_settings(env))
     assert _alias(client, LEAD.registered_name, registry.CHAMPION) == "1"
