@@ -3,11 +3,14 @@ work: the catalog, the service's settings and the store are built only when aske
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from core.settings import PROJECT_ROOT
 
@@ -41,32 +44,40 @@ def test_a_back_import_breaks_a_contract(tmp_path: Path) -> None:
     assert "inverted BROKEN" in result.stdout
 
 
-def python(code: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter at the project root."""
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+IMPORT_PROBE = """
+import json, feast
+import features.definitions as catalog
+import features.store, training.train, monitoring.live, service.scorer, loadtest.runner
+from core.settings import get_settings
+print(json.dumps({
+    "feast_objects": sum(isinstance(v, feast.FeatureService) for v in vars(catalog).values()),
+    "settings_read": get_settings.cache_info().currsize,
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def imported() -> dict[str, int]:
+    """Every stage imported in a fresh interpreter (one for both checks: imports are slow)."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_importing_the_catalog_builds_nothing() -> None:
+def test_importing_the_catalog_builds_nothing(imported: dict[str, int]) -> None:
     """Feast objects exist only when ``definitions(settings)`` is called (features/repo.py does
     that for the feast CLI)."""
-    code = (
-        "import features.definitions as d, feast; "
-        "print(any(isinstance(v, feast.FeatureService) for v in vars(d).values()))"
-    )
-    result = python(code)
-    assert result.stdout.strip() == "False"
+    assert imported["feast_objects"] == 0
 
 
-def test_importing_a_stage_reads_no_settings() -> None:
+def test_importing_a_stage_reads_no_settings(imported: dict[str, int]) -> None:
     """Settings are read once, explicitly: importing the stages leaves the cache empty."""
-    code = (
-        "import features.store, training.train, monitoring.live, service.scorer, loadtest.runner; "
-        "from core.settings import get_settings; print(get_settings.cache_info().currsize)"
-    )
-    result = python(code)
-    assert result.stdout.strip() == "0"
+    assert imported["settings_read"] == 0
 
 
 def test_the_readme_diagram_draws_the_real_imports() -> None:
