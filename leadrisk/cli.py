@@ -275,10 +275,11 @@ def monitor_drift(model: str, since: str | None, until: str | None) -> None:
     """Compare served traffic with the training reference; write HTML and JSON reports."""
     from monitoring import drift
     from monitoring.live import NoTrafficError, drift_for
+    from training.registry import RegistryError
 
     try:
         report, html, data = drift_for(get_settings(), model, _when(since), _when(until))
-    except NoTrafficError as err:
+    except (NoTrafficError, RegistryError) as err:
         _fail(str(err))
     drifted = drift.drifted_features(report)
     click.echo(
@@ -316,8 +317,12 @@ def monitor_kpis(model: str) -> None:
 def diagnose(model: str, url: str | None) -> None:
     """A verdict with evidence: is it the integration, the data or the model?"""
     from monitoring.live import diagnose as run_diagnosis
+    from training.registry import RegistryError
 
-    click.echo(run_diagnosis(get_settings(), model, url).render())
+    try:
+        click.echo(run_diagnosis(get_settings(), model, url).render())
+    except RegistryError as err:
+        _fail(str(err))
 
 
 # --- serving --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ def quiet_libraries() -> None:
 
     warnings.showwarning = show_project_warnings
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     for name in (*LIBRARY_LOGGERS, "py.warnings"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -22,9 +22,10 @@ from core.kinds import MODEL_KINDS, ModelKind
 from core.settings import Settings
 from features import store as feature_store
 from monitoring import alerts, drift, feedback
+from monitoring import reference as reference_profile
 from monitoring.prediction_log import read_entries
 from monitoring.profiler import read_profiles
-from monitoring.reference import Reference, load_reference
+from monitoring.reference import Reference
 from training import registry
 
 MIN_LABELS_FOR_KPIS = 30
@@ -34,17 +35,26 @@ class NoTrafficError(RuntimeError):
     """No profiled requests in the asked window: nothing to compare yet."""
 
 
-def champion_reference(settings: Settings, kind: ModelKind) -> tuple[str, Reference, dict]:
-    """The champion's version, its training reference and its held-out metrics."""
+def champion(settings: Settings, kind: ModelKind) -> tuple[str, str, dict]:
+    """The champion's version, its MLflow run and its held-out metrics."""
     client = registry.connect(settings)
     version = registry.alias_version(client, kind.registered_name, registry.CHAMPION)
     if version is None:
         raise registry.RegistryError(f"{kind.registered_name} has no champion yet")
-    with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(version.run_id, reference_data.ARTIFACT, tmp)
-        reference = load_reference(local)
-    metrics = client.get_run(version.run_id).data.metrics
-    return version.version, reference, metrics
+    return version.version, version.run_id, client.get_run(version.run_id).data.metrics
+
+
+def training_reference(settings: Settings, run_id: str) -> Reference:
+    """The training reference of an MLflow run, profiled once and kept in the reports folder."""
+    kept = settings.reports_dir / "references" / run_id
+    reference = reference_profile.load_cached(kept)
+    if reference is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            client = registry.connect(settings)
+            local = client.download_artifacts(run_id, reference_data.ARTIFACT, tmp)
+            reference = reference_profile.load_reference(local)
+        reference_profile.keep(reference, kept)
+    return reference
 
 
 def drift_for(
@@ -55,13 +65,14 @@ def drift_for(
 ) -> tuple[drift.DriftReport, Path, Path]:
     """Merge the window profiles of the serving champion and compare them with its reference."""
     kind = MODEL_KINDS[model]
-    version, reference, _ = champion_reference(settings, kind)
+    version, run_id, _ = champion(settings, kind)
     current = read_profiles(settings, kind.registered_name, since, until, version=version)
     if current is None:
         raise NoTrafficError(
             f"no profiled {kind.registered_name} v{version} requests between "
             f"{since or 'the start'} and {until or 'now'}"
         )
+    reference = training_reference(settings, run_id)
     report = drift.drift_report(
         settings, kind.registered_name, reference.view, reference.summary, current
     )
@@ -140,7 +151,7 @@ def _kpi_drop(settings: Settings, model: str) -> float | None:
     kpis = live_kpis(settings, model)
     if kpis.get("labelled", 0) < MIN_LABELS_FOR_KPIS or kpis.get("roc_auc") is None:
         return None
-    _, _, metrics = champion_reference(settings, MODEL_KINDS[model])
+    _, _, metrics = champion(settings, MODEL_KINDS[model])
     return metrics["test_roc_auc"] - kpis["roc_auc"]
 
 
@@ -163,7 +174,7 @@ def diagnose(settings: Settings, model: str, url: str | None = None) -> Diagnosi
     kind = MODEL_KINDS[model]
     cfg = settings.monitoring
     evidence: dict[str, list[str]] = {"integration": [], "data": [], "model": []}
-    version, _, metrics = champion_reference(settings, kind)
+    version, _, metrics = champion(settings, kind)
 
     for feature, rate in imputation_rates(settings, model).items():
         if rate > cfg.missing_rate_alert:

@@ -493,3 +493,10 @@ def test_cli_train_prints_the_summary_with_targets(
         assert chatter not in result.output, chatter  # the libraries speak with --verbose only
     client = registry.connect(load_settings(env))
     assert _alias(client, LEAD.registered_name, registry.CHAMPION) == "1"
+
+
+@pytest.mark.parametrize("command", [["diagnose", "lead"], ["monitor", "drift", "--model", "risk"]])
+def test_monitoring_commands_without_a_champion_say_so(command, env_for, invoke_cli, tmp_path):
+    result = invoke_cli(command, env_for(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "has no champion yet" in result.output and "Traceback" not in result.output

@@ -232,6 +232,10 @@ def test_reference_round_trips_through_a_folder(tmp_path, baseline):
     assert np.allclose(summary["score_shares"], 0.1, atol=0.01)
     with pytest.raises(FileNotFoundError, match="no reference at"):
         reference.load_reference(tmp_path / "missing")
+    assert reference.load_cached(tmp_path / "kept") is None
+    reference.keep(loaded, tmp_path / "kept")
+    kept = reference.load_cached(tmp_path / "kept")
+    assert kept.summary == summary and rows(kept.view) == 4_000
 
 
 def test_drift_flags_shifted_features_only(tmp_path, baseline):
