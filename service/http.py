@@ -246,19 +246,16 @@ def bound_request_metric_labels(known_paths: Iterable[str]) -> None:
     """BentoML labels its request metrics with the raw request path, so every distinct unknown
     path a client sends adds Prometheus series without bound. Requests to any path outside
     ``known_paths`` (all answered 404 alike) reach BentoML's metrics middleware, and the router
-    behind it, as ``UNKNOWN_PATH``: one label for all of them."""
+    behind it, as ``UNKNOWN_PATH``: one label for all of them. Called once per serving process,
+    when the service module is imported."""
     from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
 
     known = frozenset(known_paths)
     served = RunnerTrafficMetricsMiddleware.__call__
-    if getattr(served, "bounded_paths", None) is not None:
-        served = served.unbounded
 
     async def labelled(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in known:
             scope = {**scope, "path": UNKNOWN_PATH, "raw_path": UNKNOWN_PATH.encode()}
         await served(self, scope, receive, send)
 
-    labelled.bounded_paths = known  # type: ignore[attr-defined]
-    labelled.unbounded = served  # type: ignore[attr-defined]
     RunnerTrafficMetricsMiddleware.__call__ = labelled

@@ -103,8 +103,11 @@ CLIENTS = {
 }
 
 
-def _status(path: str, token: str | None, metrics_open: bool = False) -> int:
-    grants = token_grants(ServiceSettings(auth_tokens=CLIENTS, auth_token="root-token"))
+def _status(
+    path: str, token: str | None, metrics_open: bool = False, service: ServiceSettings | None = None
+) -> int:
+    service = service or ServiceSettings(auth_tokens=CLIENTS, auth_token="root-token")
+    grants = token_grants(service)
     sent: list[dict] = []
 
     async def send(message: dict) -> None:
@@ -151,18 +154,7 @@ def test_metrics_may_stay_open_for_a_scraper() -> None:
 
 
 def test_no_tokens_means_an_open_service() -> None:
-    app = AuthMiddleware(_ok, token_grants(ServiceSettings()), metrics_open=False)
-    sent: list[dict] = []
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b""}
-
-    scope = {"type": "http", "path": "/dashboard", "headers": []}
-    asyncio.run(app(scope, receive, send))
-    assert sent[0]["status"] == 200
+    assert _status("/dashboard", None, service=ServiceSettings()) == 200
 
 
 def test_a_short_client_token_is_refused_at_start() -> None:
