@@ -217,7 +217,9 @@ def test_batch_score_file_upload(service, trained_settings, tmp_path):
     assert len(written) == 21 and written["probability"].notna().sum() == 20
 
 
-def test_models_health_metrics_and_openapi(service):
+def test_models_health_metrics_and_openapi(service, trained_settings):
+    customer = _ids(trained_settings, tables.CUSTOMERS, 1)[0]  # so the score metrics have a sample
+    assert _post(service.url, "/score_customer", {"customer_id": customer}).status_code == 200
     models = requests.get(f"{service.url}/models", timeout=TIMEOUT).json()
     assert {m["model"] for m in models["models"]} == {"lead_scoring", "customer_risk"}
     assert models["feature_store"]["ok"] is True
