@@ -355,6 +355,25 @@ def build() -> None:
     click.echo("containerize on a machine with Docker: bentoml containerize leadrisk:latest")
 
 
+@main.command("openapi")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the document here (docs/openapi.json is the published one); default: stdout.",
+)
+def openapi_command(output: Path | None) -> None:
+    """The service's OpenAPI document for the current settings (what /docs.json serves)."""
+    from service.openapi import document_bytes
+
+    document = document_bytes(get_settings())
+    if output is None:
+        sys.stdout.buffer.write(document)
+        return
+    output.write_bytes(document)
+    click.echo(f"wrote {output}")
+
+
 # --- load tests -------------------------------------------------------------------------------
 @main.group()
 def loadtest() -> None:
@@ -377,13 +396,19 @@ def _load_targets() -> tuple[str, ...]:
 @click.option("--profile", type=click.Choice(_load_profiles()), default="ten_x")
 @click.option("--target", type=click.Choice(_load_targets()), default="leadrisk")
 @click.option("--url", default=None, help="Load an already running service instead of one started.")
-def loadtest_run(profile: str, target: str, url: str | None) -> None:
+@click.option(
+    "--feedback/--no-feedback",
+    default=None,
+    help="POST /feedback in the mix; default: only to a service the load test starts (its "
+    "feedback stays in the run folder), never to --url.",
+)
+def loadtest_run(profile: str, target: str, url: str | None, feedback: bool | None) -> None:
     """One staircase; exits 1 when any step misses the SLO (p95, p99, failures)."""
     from loadtest.runner import LoadTestError, caveats, run
     from loadtest.summary import format_steps
 
     try:
-        result = run(get_settings(), profile, target, url)
+        result = run(get_settings(), profile, target, url, feedback=feedback)
     except LoadTestError as err:
         _fail(str(err))
     click.echo(format_steps(result.summary))

@@ -21,12 +21,17 @@ from service.schemas import (
     BatchRow,
     LeadRequest,
     ModelInfo,
+    RawLead,
     bounded_raw_lead,
 )
 from service.scorer import Scorer, ServedModel
 
 BATCH_CHUNK = 5_000
 PARQUET_MAGIC = b"PAR1"
+
+
+class TooManyRows(ValueError):
+    """An upload longer than ``service.batch_upload_max_rows``."""
 
 
 def profile_writer(settings: Settings):
@@ -89,8 +94,10 @@ def batch_from_file(scorer: Scorer, model: str, path: Path, settings: Settings) 
     frame = _read_upload(path)
     limit = settings.service.batch_upload_max_rows
     if len(frame) > limit:
-        raise ValueError(f"upload has {len(frame):,} rows; the limit is {limit:,}")
+        raise TooManyRows(f"upload has {len(frame):,} rows; the limit is {limit:,}")
     key = MODEL_KINDS[model].entity_key
+    if frame.empty:
+        raise ValueError("upload has no rows")
     if key in frame.columns:
         ids = pd.to_numeric(frame[key], errors="coerce")
         bad = [
@@ -103,6 +110,11 @@ def batch_from_file(scorer: Scorer, model: str, path: Path, settings: Settings) 
             row.row = int(index)
         response = _response(model, sorted([*response.rows, *bad], key=lambda r: r.row))
     elif MODEL_KINDS[model].scores_raw_payloads:
+        unknown = sorted(map(str, set(frame.columns) - set(RawLead.model_fields)))
+        if unknown:
+            raise ValueError(
+                f"upload needs a {key!r} column or raw lead columns only; unknown: {unknown[:5]}"
+            )
         response = _score_raw_leads(scorer, frame, settings)
     else:
         raise ValueError(f"upload needs a {key!r} column")
@@ -118,7 +130,7 @@ def _score_raw_leads(scorer: Scorer, frame: pd.DataFrame, settings: Settings) ->
     rows, requests, positions = [], [], []
     for i, record in enumerate(frame.astype(object).where(frame.notna(), None).to_dict("records")):
         try:
-            requests.append(LeadRequest(lead=raw_lead(**record)))
+            requests.append(LeadRequest(lead=raw_lead.model_validate(record, strict=False)))
             positions.append(i)
         except ValidationError as err:
             first = err.errors()[0]

@@ -1,11 +1,16 @@
-"""ASGI middlewares of the public service: bearer-token auth, 422 for invalid fields, 400 for an
-unreadable multipart body, and request metrics labelled by known paths only."""
+"""ASGI middlewares of the public service: request ids and one error body, bearer-token auth,
+400 for an unreadable multipart body, the OpenAPI document, and request metrics labelled by
+known paths only."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
+import re
+import uuid
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -151,9 +156,16 @@ async def _unreadable_form(scope: Scope, body: bytes) -> str | None:
     return None
 
 
-class ValidationStatusMiddleware:
-    """BentoML answers 400 for pydantic validation errors; a well-formed request with invalid
-    fields is a 422, and the body names the first invalid field."""
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
+_CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+class ErrorBodyMiddleware:
+    """Gives every response an ``X-Request-ID`` (the client's, when it sends a usable one) and
+    every 4xx/5xx the same JSON body: ``error``, ``field`` (null when no field is to blame) and
+    ``request_id``. BentoML's 400 for a body that fails validation becomes a 422 naming the first
+    invalid field, with pydantic's list in ``detail``; plain-text errors (404, 405) become JSON."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -162,35 +174,88 @@ class ValidationStatusMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        sent = dict(scope.get("headers") or []).get(_REQUEST_ID_KEY, b"")
+        request_id = sent if _CLIENT_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex.encode()
         held: Message | None = None
+        chunks: list[bytes] = []
 
         async def rewrite(message: Message) -> None:
             nonlocal held
-            if message["type"] == "http.response.start" and message["status"] == 400:
-                held = message
-                return
-            if held is not None and message["type"] == "http.response.body":
-                start, held = held, None
-                body = message.get("body", b"")
-                status, body = _as_422(body) if b"validation error" in body else (400, body)
-                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send({**start, "status": status, "headers": headers})
-                await send({**message, "body": body, "more_body": False})
+            if message["type"] == "http.response.start":
+                headers = [*message["headers"], (_REQUEST_ID_KEY, request_id)]
+                message = {**message, "headers": headers}
+                if message["status"] >= 400:
+                    held = message
+                    return
+            elif held is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                status, body = _error_body(held, b"".join(chunks), request_id.decode())
+                headers = [
+                    (k, v)
+                    for k, v in held["headers"]
+                    if k.lower() not in (b"content-length", b"content-type")
+                ]
+                headers += [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({**held, "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
                 return
             await send(message)
 
         await self.app(scope, receive, rewrite)
 
 
-def _as_422(body: bytes) -> tuple[int, bytes]:
-    payload = json.loads(body)
-    errors = payload.get("detail") or []
-    if errors:
+def _error_body(start: Message, body: bytes, request_id: str) -> tuple[int, bytes]:
+    """The status and JSON body of an error response, in the one shape every error has."""
+    status = start["status"]
+    content_type = dict(start["headers"]).get(b"content-type", b"")
+    payload: dict = {}
+    if content_type.startswith(b"application/json"):
+        with contextlib.suppress(ValueError):
+            loaded = json.loads(body)
+            payload = loaded if isinstance(loaded, dict) else {}
+    if not payload:
+        payload = {"error": body.decode(errors="replace").strip() or HTTPStatus(status).phrase}
+    errors = payload.get("detail")
+    if status == 400 and isinstance(errors, list) and errors:
+        status = 422
         first = errors[0]
-        payload["field"] = ".".join(str(part) for part in first.get("loc", []))
-        payload["error"] = f"{payload['field']}: {first.get('msg', 'invalid')}"
-    return 422, json.dumps(payload).encode()
+        location = [str(part) for part in first.get("loc", [])]
+        payload["field"] = ".".join(location) or None
+        message = first.get("msg", "invalid")
+        payload["error"] = f"{payload['field']}: {message}" if location else message
+        payload["detail"] = [
+            {**issue, "loc": [str(p) for p in issue.get("loc", [])]} for issue in errors
+        ]
+    payload.setdefault("error", HTTPStatus(status).phrase)
+    payload.setdefault("field", None)
+    payload["request_id"] = request_id
+    return status, json.dumps(payload).encode()
+
+
+class DocumentMiddleware:
+    """Answers ``GET path`` with a fixed JSON document (the OpenAPI spec at ``/docs.json``, in
+    place of the one BentoML generates)."""
+
+    def __init__(self, app: ASGIApp, path: str, document: bytes) -> None:
+        self.app = app
+        self.path = path
+        self.document = document
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self.document)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": self.document})
 
 
 class ConnectionRecycleMiddleware:

@@ -4,17 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from bentoml.validators import ContentType
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 MAX_ENTITY_ID = 2**63 - 1  # entity keys are Feast INT64 values
+# Request bodies are validated strictly, as their JSON schema says: "5" is not an integer, true
+# is not 1. Responses always carry every field (null where there is no value).
+REQUEST = ConfigDict(extra="forbid", strict=True)
+RESPONSE = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's integer: any number with no fractional part (3.0 too), never a bool."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+EntityId = Annotated[int, Field(ge=0, le=MAX_ENTITY_ID), BeforeValidator(_json_integer)]
+Flag = Annotated[int, Field(ge=0, le=1), BeforeValidator(_json_integer)]  # true is refused
+Rating = Annotated[int, Field(ge=1, le=5), BeforeValidator(_json_integer)]
 
 
 class RawLead(BaseModel):
-    """A lead not yet in the feature store, as the web form and tracking platform describe it."""
+    """A lead not yet in the feature store, as the web form and tracking platform describe it.
+    Every field is optional: a missing one is imputed and listed in ``imputed_features``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     lead_origin: str | None = None
     lead_source: str | None = None
@@ -24,15 +51,15 @@ class RawLead(BaseModel):
     occupation: str | None = None
     what_matters_most: str | None = None
     city: str | None = None
-    do_not_email: Literal[0, 1] = 0
-    do_not_call: Literal[0, 1] = 0
-    search: Literal[0, 1] = 0
-    newspaper_article: Literal[0, 1] = 0
-    x_education_forums: Literal[0, 1] = 0
-    newspaper: Literal[0, 1] = 0
-    digital_advertisement: Literal[0, 1] = 0
-    through_recommendations: Literal[0, 1] = 0
-    free_copy_of_interview: Literal[0, 1] = 0
+    do_not_email: Flag = 0
+    do_not_call: Flag = 0
+    search: Flag = 0
+    newspaper_article: Flag = 0
+    x_education_forums: Flag = 0
+    newspaper: Flag = 0
+    digital_advertisement: Flag = 0
+    through_recommendations: Flag = 0
+    free_copy_of_interview: Flag = 0
     total_visits: float | None = Field(default=None, ge=0)
     total_time_on_website: float | None = Field(default=None, ge=0)
     page_views_per_visit: float | None = Field(default=None, ge=0)
@@ -40,13 +67,44 @@ class RawLead(BaseModel):
     last_notable_activity: str | None = None
 
 
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("null is not a value here; leave the field out")
+    return value
+
+
+# A field a request may leave out but not send as null (no null in its JSON schema either);
+# in Python it is None when left out
+def omittable() -> Any:
+    return Field(default=None, json_schema_extra=lambda schema: schema.pop("default", None))
+
+
+class LeadById(BaseModel):
+    """A lead stored in the feature store."""
+
+    model_config = REQUEST
+
+    lead_id: EntityId
+
+
+class NewLead(BaseModel):
+    """A lead not yet stored, scored from its raw fields."""
+
+    model_config = REQUEST
+
+    lead: RawLead
+
+
 class LeadRequest(BaseModel):
-    """Score a stored lead by ``lead_id``, or a new one from its raw ``lead`` payload."""
+    """What ``/score_lead`` accepts: a ``LeadById`` or a ``NewLead``, i.e. exactly one of
+    ``lead_id`` and ``lead`` (the OpenAPI document gives it as that oneOf)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
-    lead_id: int | None = Field(default=None, ge=0, le=MAX_ENTITY_ID)
-    lead: RawLead | None = None
+    lead_id: EntityId = omittable()
+    lead: RawLead = omittable()
+
+    _not_null = field_validator("lead_id", "lead", mode="before")(_not_null)
 
     @model_validator(mode="after")
     def exactly_one(self) -> LeadRequest:
@@ -80,20 +138,33 @@ def _bounded_raw_lead(caps: tuple[tuple[str, float], ...]) -> type[RawLead]:
     return create_model("RawLead", __base__=RawLead, __doc__=RawLead.__doc__, **fields)
 
 
+def bounded_new_lead(raw_lead_max: Mapping[str, float]) -> type[NewLead]:
+    """``NewLead`` whose raw lead is ``bounded_raw_lead(raw_lead_max)``."""
+    raw = bounded_raw_lead(raw_lead_max)
+    return create_model("NewLead", __base__=NewLead, __doc__=NewLead.__doc__, lead=(raw, ...))
+
+
 @lru_cache
 def _bounded_lead_request(raw: type[RawLead]) -> type[LeadRequest]:
     return create_model(
-        "LeadRequest", __base__=LeadRequest, __doc__=LeadRequest.__doc__, lead=(raw | None, None)
+        "LeadRequest",
+        __base__=LeadRequest,
+        __doc__=LeadRequest.__doc__,
+        lead=(raw, omittable()),
     )
 
 
 class CustomerRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Score a customer stored in the feature store."""
 
-    customer_id: int = Field(ge=0, le=MAX_ENTITY_ID)
+    model_config = REQUEST
+
+    customer_id: EntityId
 
 
 class ReasonOut(BaseModel):
+    model_config = RESPONSE
+
     feature: str
     value: str | float | int | None
     contribution: float  # of the feature and of the correlated features grouped with it
@@ -102,6 +173,8 @@ class ReasonOut(BaseModel):
 
 
 class LeadScore(BaseModel):
+    model_config = RESPONSE
+
     request_id: str
     lead_id: int | None
     probability: float
@@ -113,6 +186,8 @@ class LeadScore(BaseModel):
 
 
 class CustomerScore(BaseModel):
+    model_config = RESPONSE
+
     request_id: str
     customer_id: int
     p_suspended: float
@@ -146,13 +221,17 @@ class CustomerOutcome(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Score many stored entities of one model at once."""
+
+    model_config = REQUEST
 
     model: Literal["lead", "risk"]
-    ids: list[Annotated[int, Field(ge=0, le=MAX_ENTITY_ID)]] = Field(min_length=1)
+    ids: list[EntityId] = Field(min_length=1)
 
 
 class BatchRow(BaseModel):
+    model_config = RESPONSE
+
     entity_id: int | None
     row: int
     result: LeadScore | CustomerScore | None = None
@@ -160,6 +239,8 @@ class BatchRow(BaseModel):
 
 
 class BatchResponse(BaseModel):
+    model_config = RESPONSE
+
     model: str
     scored: int
     failed: int
@@ -167,16 +248,29 @@ class BatchResponse(BaseModel):
     written_to: str | None = None
 
 
-class FeedbackRequest(BaseModel):
-    """An outcome or a sales rating for a scored entity; ``feedback_id`` makes retries safe."""
+class BatchFileRequest(BaseModel):
+    """A CSV or parquet upload (multipart ``file``) and the model to score it with."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
+    file: Annotated[Path, ContentType("application/octet-stream")]
+    model: Literal["lead", "risk"] = "lead"
+
+
+class FeedbackRequest(BaseModel):
+    """An outcome or a sales rating for a scored entity; ``feedback_id`` makes retries safe.
+    A label, a rating or both (the OpenAPI document gives it as the oneOf ``FeedbackOutcome``,
+    ``FeedbackRating``)."""
+
+    model_config = ConfigDict(**REQUEST, protected_namespaces=())
+
     feedback_id: str = Field(min_length=1, max_length=200)
     model: Literal["lead", "risk"]
-    entity_id: int = Field(ge=0, le=MAX_ENTITY_ID)
-    label: Literal[0, 1] | None = None
-    rating: int | None = Field(default=None, ge=1, le=5)
+    entity_id: EntityId
+    label: Flag = omittable()
+    rating: Rating = omittable()
+
+    _not_null = field_validator("label", "rating", mode="before")(_not_null)
 
     @model_validator(mode="after")
     def label_or_rating(self) -> FeedbackRequest:
@@ -185,7 +279,32 @@ class FeedbackRequest(BaseModel):
         return self
 
 
+class FeedbackOutcome(BaseModel):
+    """The outcome sales saw (converted / suspended), with a rating or not."""
+
+    model_config = ConfigDict(**REQUEST, protected_namespaces=())
+
+    feedback_id: str = Field(min_length=1, max_length=200)
+    model: Literal["lead", "risk"]
+    entity_id: EntityId
+    label: Flag
+    rating: Rating = omittable()
+
+
+class FeedbackRating(BaseModel):
+    """A sales rating of a scored entity, with no outcome yet."""
+
+    model_config = ConfigDict(**REQUEST, protected_namespaces=())
+
+    feedback_id: str = Field(min_length=1, max_length=200)
+    model: Literal["lead", "risk"]
+    entity_id: EntityId
+    rating: Rating
+
+
 class FeedbackAck(BaseModel):
+    model_config = ConfigDict(**RESPONSE, protected_namespaces=())
+
     feedback_id: str
     status: Literal["recorded", "duplicate"]
     score: float | None
@@ -194,9 +313,50 @@ class FeedbackAck(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    model_config = ConfigDict(**RESPONSE, protected_namespaces=())
+
     model: str
     version: str
     bento_model: str
     feature_service: str
     threshold: float
     bands: dict[str, float]
+
+
+class FeatureStoreStatus(BaseModel):
+    model_config = RESPONSE
+
+    ok: bool
+    error: str | None
+
+
+class ServiceStatus(BaseModel):
+    """The models being served and whether the online feature store answers."""
+
+    model_config = RESPONSE
+
+    models: list[ModelInfo]
+    feature_store: FeatureStoreStatus
+
+
+class ValidationIssue(BaseModel):
+    """One problem pydantic found in a request body."""
+
+    model_config = ConfigDict(**RESPONSE, extra="allow")
+
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx and 5xx answer."""
+
+    error: str = Field(description="What went wrong, for a person to read.")
+    field: str | None = Field(
+        description="The request field, header or body part to blame; null when none is."
+    )
+    request_id: str = Field(description="Also in the X-Request-ID header; quote it to support.")
+    detail: list[ValidationIssue] | None = Field(
+        default=None, description="Every invalid field, on a 422."
+    )

@@ -15,13 +15,11 @@ import warnings
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated
 
 import anyio
 import bentoml
 import cloudpickle
 from bentoml._internal import server as bentoml_server
-from bentoml.validators import ContentType
 from starlette.responses import JSONResponse
 
 from core.kinds import LEAD, MODEL_KINDS, RISK
@@ -29,21 +27,23 @@ from core.settings import get_settings
 from features import store as feature_store
 from monitoring.feedback import ConflictError, Feedback, FeedbackStore
 from monitoring.prediction_log import PredictionLog
-from service import admin
+from service import admin, openapi
 from service.batching import Batcher, Overloaded
 from service.http import (
     HEALTH_PATHS,
     METRICS_PATH,
     AuthMiddleware,
     ConnectionRecycleMiddleware,
+    DocumentMiddleware,
+    ErrorBodyMiddleware,
     MultipartGuardMiddleware,
-    ValidationStatusMiddleware,
     bound_request_metric_labels,
     static_paths,
     token_grants,
 )
 from service.packaging import MODEL_FILE, serving_tags
 from service.schemas import (
+    BatchFileRequest,
     BatchRequest,
     BatchResponse,
     CustomerRequest,
@@ -68,6 +68,7 @@ TAGS = serving_tags(SETTINGS)
 SERVICE = SETTINGS.service
 LEAD_REQUEST = bounded_lead_request(SERVICE.raw_lead_max)
 READY_CACHE_S = 2.0
+OPENAPI_PATH = "/docs.json"  # where BentoML's docs page at / reads the spec
 # Per-request access logs are off: each line crosses a pipe to the `bentoml serve` supervisor, a
 # large share of a core under load (docs/decisions/0008-no-access-logs-no-tracing-by-default.md).
 # Every prediction is in leadrisk's prediction log.
@@ -169,7 +170,8 @@ class LeadRisk:
         self, lead_id: int | None = None, lead: RawLead | None = None
     ) -> LeadScore:
         """Score a stored lead by id, or a new lead from its raw fields."""
-        return await _answer(self._score(LEAD.key, LeadRequest(lead_id=lead_id, lead=lead)))
+        request = LeadRequest.model_construct(lead_id=lead_id, lead=lead)  # BentoML validated it
+        return await _answer(self._score(LEAD.key, request))
 
     @bentoml.api(route="/score_customer", input_spec=CustomerRequest)
     async def score_customer(self, customer_id: int) -> CustomerScore:
@@ -244,20 +246,16 @@ class LeadRisk:
                 return _unavailable(err)
         return await _guard(anyio.to_thread.run_sync(admin.batch_by_ids, self.scorer, model, ids))
 
-    @bentoml.api(route="/batch_score_file")
-    async def batch_score_file(
-        self,
-        file: Annotated[Path, ContentType("application/octet-stream")],
-        model: str = "lead",
-    ) -> BatchResponse:
+    @bentoml.api(route="/batch_score_file", input_spec=BatchFileRequest)
+    async def batch_score_file(self, file: Path, model: str = LEAD.key) -> BatchResponse:
         """A CSV or parquet upload with a lead_id/customer_id column (or raw lead columns)."""
-        if model not in MODEL_KINDS:
-            return _error(422, f"model must be one of {sorted(MODEL_KINDS)}", "model")
         try:
             return await _guard(
                 anyio.to_thread.run_sync(admin.batch_from_file, self.scorer, model, file, SETTINGS)
             )
-        except ValueError as err:  # unreadable upload, too many rows, no id column
+        except admin.TooManyRows as err:
+            return _error(413, str(err), "file")
+        except ValueError as err:  # unreadable upload, no id column
             return _error(422, str(err), "file")
 
     @bentoml.on_shutdown
@@ -335,13 +333,16 @@ def _pin_media_types(*services: bentoml.Service) -> None:
 
 
 _pin_media_types(LeadRisk)
-LeadRisk.add_asgi_middleware(ValidationStatusMiddleware)
+LeadRisk.add_asgi_middleware(ErrorBodyMiddleware)  # outermost: sees every answer
 LeadRisk.add_asgi_middleware(
     ConnectionRecycleMiddleware,
     max_requests=SERVICE.max_requests_per_connection if SERVICE.workers > 1 else 0,
 )
 LeadRisk.add_asgi_middleware(
     AuthMiddleware, grants=token_grants(SERVICE), metrics_open=SERVICE.metrics_open
+)
+LeadRisk.add_asgi_middleware(
+    DocumentMiddleware, path=OPENAPI_PATH, document=openapi.document_bytes(SETTINGS)
 )
 LeadRisk.add_asgi_middleware(MultipartGuardMiddleware)  # inside auth: no parsing before it
 ADMIN = admin.admin_app(SETTINGS)
@@ -353,7 +354,7 @@ bound_request_metric_labels(
         *HEALTH_PATHS,
         METRICS_PATH,
         "/",
-        "/docs.json",
+        OPENAPI_PATH,
         *static_paths("/static_content", Path(bentoml_server.__file__).parent / "static_content"),
     }
 )

@@ -116,7 +116,8 @@ def test_unknown_ids_are_404_naming_the_id(service):
     ("path", "body", "field"),
     [
         ("/score_lead", {"lead_id": "abc"}, "lead_id"),
-        ("/score_lead", {}, ""),
+        ("/score_lead", {}, None),  # neither lead_id nor lead: no one field is to blame
+        ("/score_lead", {"lead_id": None, "lead": {}}, "lead_id"),
         ("/score_lead", {"lead": {"total_visits": -3}}, "lead.total_visits"),
         ("/score_lead", {"lead": {"do_not_email": 7}}, "lead.do_not_email"),
         ("/score_lead", {"lead": {"colour": "red"}}, "lead.colour"),
@@ -132,7 +133,9 @@ def test_unknown_ids_are_404_naming_the_id(service):
 def test_malformed_payload_is_422_naming_the_field(service, path, body, field):
     response = _post(service.url, path, body)
     assert response.status_code == 422, response.text
-    assert response.json()["field"].startswith(field)
+    payload = response.json()
+    assert payload["field"] == field if field is None else payload["field"].startswith(field)
+    assert payload["request_id"] == response.headers["X-Request-ID"]
 
 
 def test_bad_ids_and_bodies_are_4xx_not_outages(service):

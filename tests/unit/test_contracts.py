@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,15 @@ from core.kinds import LEAD, MODEL_KINDS
 from core.settings import PROJECT_ROOT, load_settings
 from features import tables
 from monitoring.prediction_log import ENTRY_SCHEMA, PredictionEntry
-from service.schemas import RawLead, bounded_lead_request, bounded_raw_lead
+from service.openapi import document_bytes
+from service.schemas import (
+    CustomerRequest,
+    FeedbackRequest,
+    LeadRequest,
+    RawLead,
+    bounded_lead_request,
+    bounded_raw_lead,
+)
 
 SERVE_REQUIREMENTS = PROJECT_ROOT / "requirements-serve.txt"
 
@@ -111,9 +120,10 @@ def test_raw_lead_numbers_are_capped_by_the_setting() -> None:
     caps = load_settings({"LEADRISK_CONFIG": "/nonexistent.yaml"}).service.raw_lead_max
     request = bounded_lead_request(caps)
     at_cap = {name: maximum for name, maximum in caps.items()}
-    assert request(lead=at_cap).lead.model_dump(include=set(caps)) == at_cap
+    accepted = request.model_validate_json(json.dumps({"lead": at_cap}))
+    assert accepted.lead.model_dump(include=set(caps)) == at_cap
     with pytest.raises(ValueError, match="lead.total_time_on_website") as err:
-        request(lead={"total_time_on_website": 1e308})
+        request.model_validate_json('{"lead": {"total_time_on_website": 1e308}}')
     assert "less than or equal" in str(err.value)
     schema = request.model_json_schema()["$defs"]["RawLead"]["properties"]["total_visits"]
     assert {"maximum": caps["total_visits"], "minimum": 0, "type": "number"} in schema["anyOf"]
@@ -123,3 +133,37 @@ def test_raw_lead_numbers_are_capped_by_the_setting() -> None:
 def test_a_cap_on_an_unknown_lead_field_names_the_setting() -> None:
     with pytest.raises(ValueError, match=r"service.raw_lead_max names \['colour'\]"):
         bounded_lead_request({"colour": 1.0})
+
+
+def test_the_published_openapi_document_is_current() -> None:
+    published = (PROJECT_ROOT / "docs" / "openapi.json").read_bytes()
+    defaults = load_settings({"LEADRISK_CONFIG": "/nonexistent.yaml"})
+    assert published == document_bytes(defaults), (
+        "regenerate it: leadrisk openapi --output docs/openapi.json"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "field"),
+    [
+        (CustomerRequest, '{"customer_id": "7"}', "customer_id"),  # a string is not a number
+        (CustomerRequest, '{"customer_id": true}', "customer_id"),
+        (CustomerRequest, '{"customer_id": 7.5}', "customer_id"),
+        (CustomerRequest, '{"customer_id": 9223372036854775808}', "customer_id"),
+        (LeadRequest, '{"lead_id": null, "lead": {}}', "lead_id"),  # null is not "left out"
+        (LeadRequest, '{"lead": {"do_not_call": true}}', "lead.do_not_call"),
+        (
+            FeedbackRequest,
+            '{"feedback_id": "f", "model": "lead", "entity_id": 1, "label": 2}',
+            "label",
+        ),
+    ],
+)
+def test_requests_are_validated_as_their_json_schema_says(model, body, field) -> None:
+    with pytest.raises(ValueError) as err:
+        model.model_validate_json(body)
+    assert err.value.errors()[0]["loc"] == tuple(field.split("."))
+
+
+def test_an_integral_number_is_an_integer_as_in_json_schema() -> None:
+    assert CustomerRequest.model_validate_json('{"customer_id": 3401.0}').customer_id == 3401

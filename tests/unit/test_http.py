@@ -11,6 +11,7 @@ from core.settings import ServiceSettings
 from service.http import (
     AuthMiddleware,
     ConnectionRecycleMiddleware,
+    ErrorBodyMiddleware,
     MultipartGuardMiddleware,
     token_grants,
 )
@@ -160,3 +161,78 @@ def test_no_tokens_means_an_open_service() -> None:
 def test_a_short_client_token_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="token"):
         ServiceSettings(auth_tokens={"crm": {"token": "short", "scopes": ["score"]}})
+
+
+def _answered(status: int, content_type: bytes, body: bytes, request_id: bytes | None = None):
+    """Drive the error-body middleware around an app answering ``status`` with ``body`` in two
+    chunks; returns the final status, headers and JSON body (or raw bytes on a 2xx)."""
+
+    async def app(scope, receive, send) -> None:
+        headers = [(b"content-type", content_type), (b"content-length", b"999")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body[:3], "more_body": True})
+        await send({"type": "http.response.body", "body": body[3:]})
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    headers = [(b"x-request-id", request_id)] if request_id is not None else []
+    scope = {"type": "http", "method": "POST", "path": "/score_lead", "headers": headers}
+    asyncio.run(ErrorBodyMiddleware(app)(scope, receive, send))
+    start, body_out = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+    headers_out = dict(start["headers"])
+    return (
+        start["status"],
+        headers_out,
+        json.loads(body_out) if start["status"] >= 400 else body_out,
+    )
+
+
+def test_a_validation_error_is_a_422_naming_the_first_field_with_every_issue_listed() -> None:
+    issues = [
+        {"type": "int_type", "loc": ["lead", "total_visits"], "msg": "Input should be a number"},
+        {"type": "missing", "loc": ["model"], "msg": "Field required"},
+    ]
+    body = json.dumps({"error": "2 validation errors", "detail": issues}).encode()
+    status, headers, payload = _answered(400, b"application/json", body)
+    assert status == 422
+    assert payload["field"] == "lead.total_visits"
+    assert payload["error"] == "lead.total_visits: Input should be a number"
+    assert [issue["loc"] for issue in payload["detail"]] == [["lead", "total_visits"], ["model"]]
+    assert payload["request_id"] == headers[b"x-request-id"].decode()
+    assert int(headers[b"content-length"]) == len(json.dumps(payload).encode())
+
+
+def test_a_plain_text_error_becomes_the_json_error_body() -> None:
+    status, headers, payload = _answered(405, b"text/plain; charset=utf-8", b"Method Not Allowed")
+    assert status == 405 and headers[b"content-type"] == b"application/json"
+    assert payload == {
+        "error": "Method Not Allowed",
+        "field": None,
+        "request_id": headers[b"x-request-id"].decode(),
+    }
+
+
+def test_a_model_level_error_names_no_field() -> None:
+    issues = [{"type": "value_error", "loc": [], "msg": "give exactly one of lead_id or lead"}]
+    body = json.dumps({"error": "1 validation error", "detail": issues}).encode()
+    status, _, payload = _answered(400, b"application/json", body)
+    assert status == 422 and payload["field"] is None
+    assert payload["error"] == "give exactly one of lead_id or lead"
+
+
+def test_a_clients_request_id_is_echoed_and_an_unusable_one_replaced() -> None:
+    _, headers, payload = _answered(404, b"application/json", b'{"error": "x"}', b"crm-42.a")
+    assert headers[b"x-request-id"] == b"crm-42.a" and payload["request_id"] == "crm-42.a"
+    _, headers, _ = _answered(200, b"application/json", b"{}", b"bad id\nwith newline")
+    assert len(headers[b"x-request-id"]) == 32
+
+
+def test_a_success_passes_through_untouched_but_for_the_request_id() -> None:
+    status, headers, body = _answered(200, b"application/json", b'{"score": 1}')
+    assert status == 200 and body == b'{"score": 1}' and headers[b"content-length"] == b"999"
