@@ -90,6 +90,10 @@ class TokenGrant(BaseModel):
 class ServiceSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
+    # Where the service keeps what it accepts (default: feedback.db and predictions/ in the data
+    # folder). A load test points a service it starts at its own run folder.
+    feedback_db: Path | None = None
+    prediction_log_dir: Path | None = None
     workers: int = 2  # serving processes (one per core); each holds both models and batches
     max_batch_size: int = 64
     max_latency_ms: int = 2000  # a request still queued after this is shed with a 503
@@ -191,8 +195,9 @@ class LoadTestSettings(BaseModel):
     lead_share: float = 0.47
     customer_share: float = 0.47
     batch_share: float = 0.04
-    # POST /feedback writes random labels into the feedback store of the data folder under test:
-    # load-test a throwaway data folder, or set this to 0.
+    # POST /feedback with random labels. A target the load test starts keeps them (and its
+    # predictions and profiles) in the run's folder; against --url they go to that service, so
+    # its share is then 0 unless --feedback is given.
     feedback_share: float = 0.02
     batch_ids: int = 20
     id_sample: int = 5_000
@@ -261,11 +266,11 @@ class Settings(BaseSettings):
 
     @property
     def prediction_log_dir(self) -> Path:
-        return self.data_dir / "predictions"
+        return self.service.prediction_log_dir or self.data_dir / "predictions"
 
     @property
     def feedback_db(self) -> Path:
-        return self.data_dir / "feedback.db"
+        return self.service.feedback_db or self.data_dir / "feedback.db"
 
     @property
     def profiles_url(self) -> str:

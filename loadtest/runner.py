@@ -184,15 +184,21 @@ def run(
     target_name: str,
     url: str | None = None,
     env: dict[str, str] | None = None,
+    feedback: bool | None = None,
 ) -> RunResult:
     """One staircase against one target; writes CSVs, summary.json and chart.png.
 
-    ``env``: variables the started target needs beyond ``os.environ`` (see ``targets``)."""
+    ``env``: variables the started target needs beyond ``os.environ`` (see ``targets``).
+    ``feedback``: whether the mix posts /feedback; by default only to a target started here,
+    whose stores are the run's folder (``targets.scratch_stores``), never to an external ``url``.
+    """
     profile = settings.loadtest.profile(profile_name)
     started = _stamp()
     out_dir = settings.reports_dir / "loadtest" / f"{started}_{target_name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = build_plan(settings, profile, out_dir)
+    if not (url is None if feedback is None else feedback):
+        plan["mix"]["feedback"] = 0.0
     with launched(settings, target_name, out_dir, url, env) as target:
         samples = drive(target, plan, out_dir)
         target_url = target.url

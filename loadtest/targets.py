@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import ENV_PREFIX, PROJECT_ROOT, Settings
 from loadtest import TARGETS
 from service import server
 from service.packaging import child_env, import_champions
@@ -82,6 +82,16 @@ def start_baseline(
     return server.RunningService(url, process, log_path)
 
 
+def scratch_stores(out_dir: Path) -> dict[str, str]:
+    """Settings that send what a started target accepts (feedback, the prediction log, the
+    monitoring profiles) to the run's folder: load traffic never lands in the user's stores."""
+    return {
+        f"{ENV_PREFIX}SERVICE__FEEDBACK_DB": str(out_dir / "feedback.db"),
+        f"{ENV_PREFIX}SERVICE__PREDICTION_LOG_DIR": str(out_dir / "predictions"),
+        f"{ENV_PREFIX}MONITORING__PROFILE_STORE": str(out_dir / "profiles"),
+    }
+
+
 @contextmanager
 def launched(
     settings: Settings,
@@ -96,12 +106,13 @@ def launched(
     if url is not None:
         yield Target(url.rstrip("/"), None)
         return
+    env = {**(env or {}), **scratch_stores(out_dir)}
     if target == "baseline":
         running = start_baseline(settings, env, log_path=out_dir / "baseline.log", settle=True)
     else:
         running = server.start(
             settings,
-            {**(env or {}), **LEADRISK_ENV[target]},
+            {**env, **LEADRISK_ENV[target]},
             log_path=out_dir / "service.log",
             settle=True,
         )

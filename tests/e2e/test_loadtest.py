@@ -12,10 +12,12 @@ from pathlib import Path
 import pandas as pd
 import requests
 
+from core.kinds import LEAD, RISK
 from core.settings import LoadTestSettings, Settings, TokenGrant
 from features import tables
 from loadtest import runner, summary, targets
 from loadtest.cpu import cores_between
+from monitoring.feedback import FeedbackStore
 from service import server
 
 TIMEOUT = 30
@@ -132,10 +134,31 @@ def test_the_baseline_scores_one_customer_and_one_lead(trained_settings, trained
     assert bad_label.status_code == 422 and bad_label.json()["field"] == "label"
 
 
+def _feedback_ids(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    return set(FeedbackStore(path).frame(LEAD.registered_name)["feedback_id"]) | set(
+        FeedbackStore(path).frame(RISK.registered_name)["feedback_id"]
+    )
+
+
+def _prediction_files(directory: Path) -> set[Path]:
+    return set(directory.rglob("*")) if directory.exists() else set()
+
+
 def test_smoke_run_against_leadrisk(trained_settings, trained_env):
+    """The staircase runs and is summarised; the feedback, predictions and profiles of its
+    traffic stay in the run's folder, not in the data folder under test."""
     settings = trained_settings.model_copy(deep=True)
-    settings.loadtest.feedback_share = 0.0  # random labels must not reach the shared fixture
+    settings.loadtest.feedback_share = 0.3  # plenty of POST /feedback with random labels
+    feedback_before = _feedback_ids(settings.feedback_db)
+    predictions_before = _prediction_files(settings.prediction_log_dir)
     result = runner.run(settings, "smoke", "leadrisk", env=trained_env)
+    assert _feedback_ids(settings.feedback_db) == feedback_before
+    assert _prediction_files(settings.prediction_log_dir) == predictions_before
+    kept = _feedback_ids(result.out_dir / "feedback.db")
+    assert kept and all(feedback_id.startswith("loadtest-") for feedback_id in kept)
+    assert any((result.out_dir / "predictions").rglob("*"))
     saved = json.loads(result.summary_path.read_text())
     profile = settings.loadtest.smoke
     assert [s["offered_rps"] for s in saved["steps"]] == [
