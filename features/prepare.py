@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
+from core.progress import Report, step
 from core.settings import Settings
 from features import aggregates, tables
 from features.sources import amlsim, synthetic, x_education
@@ -48,7 +48,7 @@ def prepare(
     source: Source,
     settings: Settings,
     path: Path | None = None,
-    progress: Callable[[str], None] = print,
+    progress: Report = print,
     drift: synthetic.DriftSpec | None = None,
 ) -> dict[str, Path]:
     """Write the canonical tables of one source; returns {table: path}."""
@@ -95,10 +95,10 @@ def prepare(
         progress(f"wrote {name}: {file}")
     tables.record_sources(out, list(written), source)
     if tables.TRANSACTIONS.name in written:
-        progress("computing windowed transaction snapshots ...")
-        snapshots, rows = aggregates.build_snapshots(
-            out, settings.feature_store.windows_days, settings.feature_store.night_hours
-        )
+        with step(progress, "computing windowed transaction snapshots"):
+            snapshots, rows = aggregates.build_snapshots(
+                out, settings.feature_store.windows_days, settings.feature_store.night_hours
+            )
         written["customer_transaction_snapshots"] = snapshots
         progress(f"wrote {rows:,} snapshot rows: {snapshots}")
     return written

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from feast.types import Float64, Int64, String
 
 from core.columns import Columns
 from core.kinds import ModelKind
+from core.progress import Report, step
 from core.settings import PROJECT_ROOT, Settings
 from features.definitions import definitions
 
@@ -77,7 +78,7 @@ def materialize(
     settings: Settings,
     incremental: bool = False,
     end: datetime | None = None,
-    progress: Callable[[str], None] = print,
+    progress: Report = print,
 ) -> list[MaterializeSummary]:
     """Load the latest value of every online view into the online store, view by view."""
     store = open_store(settings)
@@ -87,9 +88,10 @@ def materialize(
         if not view.online:
             continue
         start = _start_of(view, incremental)
-        progress(f"materializing {view.name} [{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}]")
         began = datetime.now(UTC)
-        store.materialize(start_date=start, end_date=end, feature_views=[view.name])
+        span = f"[{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}]"
+        with step(progress, f"materializing {view.name} {span}"):
+            store.materialize(start_date=start, end_date=end, feature_views=[view.name])
         seconds = (datetime.now(UTC) - began).total_seconds()
         rows, entities = _rows_in_range(view, start, end)
         summaries.append(MaterializeSummary(view.name, start, end, rows, entities, seconds))

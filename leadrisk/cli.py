@@ -30,6 +30,12 @@ def main(verbose: bool) -> None:
         console.quiet_libraries()
 
 
+def _progress() -> console.ConsoleProgress:
+    """The reporter of long steps, quiet about the libraries unless ``--verbose``."""
+    verbose = click.get_current_context().find_root().params.get("verbose", False)
+    return console.ConsoleProgress(verbose)
+
+
 # --- data -----------------------------------------------------------------------------------
 @main.group()
 def data() -> None:
@@ -56,7 +62,13 @@ def data_prepare(
     if leads is not None:
         settings.synthetic.leads = leads
     try:
-        prepare(source, settings, path, drift=parse_drift(drift) if drift else None)
+        prepare(
+            source,
+            settings,
+            path,
+            drift=parse_drift(drift) if drift else None,
+            progress=_progress(),
+        )
     except (InputFileError, TableError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
 
@@ -86,7 +98,7 @@ def features_materialize(incremental: bool) -> None:
     """Load the latest feature values into the online store."""
     from features import store
 
-    summaries = store.materialize(get_settings(), incremental=incremental)
+    summaries = store.materialize(get_settings(), incremental=incremental, progress=_progress())
     total = sum(s.entities for s in summaries)
     click.echo(f"materialized {len(summaries)} views, {total:,} entity rows written")
 
@@ -103,7 +115,9 @@ def train_model(model: str, source: str | None) -> None:
     from training.train import train
 
     settings = get_settings()
-    report = train(model, settings, source=source or _data_source(settings, model))
+    report = train(
+        model, settings, progress=_progress(), source=source or _data_source(settings, model)
+    )
     print_summary(report, settings)
 
 

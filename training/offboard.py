@@ -6,7 +6,6 @@ customers this batch job lists.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pandas as pd
 
 from core import risk_rules
 from core.kinds import RISK
+from core.progress import Report
 from core.scoring import ScoringModel
 from core.settings import Settings
 from features import store as feature_store
@@ -38,9 +38,7 @@ def _cohort_features(settings: Settings, cohort: str) -> pd.DataFrame:
     return features.sort_values(RISK.entity_key).reset_index(drop=True)
 
 
-def offboarding_list(
-    settings: Settings, out: Path | None = None, progress: Callable[[str], None] = print
-) -> Path:
+def offboarding_list(settings: Settings, out: Path | None = None, progress: Report = print) -> Path:
     """Score the unlabeled cohort; write the customers to off-board with their rule and the
     features that raised their risk most."""
     version, model = champion(settings)

@@ -6,7 +6,6 @@ import json
 import platform
 import subprocess
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from sklearn.model_selection import (
 
 from core import reference, risk_rules
 from core.kinds import MODEL_KINDS, ModelKind
+from core.progress import Report, step
 from core.scoring import REASON_GROUPS, Band, ScoringModel, prepare_inputs
 from core.settings import PROJECT_ROOT, Settings
 from training import candidates as cands
@@ -54,14 +54,14 @@ class TrainReport:
 def train(
     kind_key: str,
     settings: Settings,
-    progress: Callable[[str], None] = print,
+    progress: Report = print,
     source: str = "unknown",
 ) -> TrainReport:
     """Train, evaluate and register one model; promote it if it passes the gate."""
     kind = MODEL_KINDS[kind_key]
     cfg = settings.training
-    progress(f"[{kind.key}] building training set from {kind.feature_service} (Feast) ...")
-    ts = dataset.build(kind, settings)
+    with step(progress, f"[{kind.key}] building training set from {kind.feature_service} (Feast)"):
+        ts = dataset.build(kind, settings)
     X = prepare_inputs(ts.features, ts.numeric, ts.categorical)
     y = ts.label.to_numpy()
     X_train, X_test, y_train, y_test = train_test_split(
@@ -138,7 +138,8 @@ def train(
         lift=lift,
         importance=importance,
     )
-    run_id, version = _log_run(kind, settings, model, ts, X_train, evaluation, source)
+    with step(progress, f"[{kind.key}] logging the run and registering {kind.registered_name}"):
+        run_id, version = _log_run(kind, settings, model, ts, X_train, evaluation, source)
     alias = registry.CHAMPION if decision.promote else registry.CHALLENGER
     registry.set_alias(client, kind.registered_name, alias, version, f"gate: {decision.reason}")
     progress(
@@ -168,10 +169,6 @@ def _compare(X, y, ts, folds, settings, metric, progress):
     table: dict[str, dict[str, str]] = {}
     best: dict[str, tuple[Any, float, float]] = {}
     for candidate in cands.candidates(cfg.seed):
-        progress(
-            f"  searching {candidate.name} "
-            f"({cfg.search_iterations} settings x {cfg.cv_folds} folds)"
-        )
         search = RandomizedSearchCV(
             cands.pipeline(candidate, ts.numeric, ts.categorical),
             candidate.search_space,
@@ -182,11 +179,18 @@ def _compare(X, y, ts, folds, settings, metric, progress):
             n_jobs=2,
             refit=False,
         )
-        search.fit(X, y)
-        pipe = cands.pipeline(candidate, ts.numeric, ts.categorical).set_params(
-            **search.best_params_
+        searching = (
+            f"  searching {candidate.name} "
+            f"({cfg.search_iterations} settings x {cfg.cv_folds} folds, then CV of the best)"
         )
-        scores = cross_validate(pipe, X, y, cv=folds, scoring=evaluate.CV_SCORING, n_jobs=2)
+        with step(progress, searching, total=2) as advance:
+            search.fit(X, y)
+            advance(1)
+            pipe = cands.pipeline(candidate, ts.numeric, ts.categorical).set_params(
+                **search.best_params_
+            )
+            scores = cross_validate(pipe, X, y, cv=folds, scoring=evaluate.CV_SCORING, n_jobs=2)
+            advance(1)
         row = {}
         for name in evaluate.CV_SCORING:
             values = scores[f"test_{name}"]
