@@ -1,33 +1,37 @@
-"""Service metrics beside BentoML's own: scores, imputed features, feature-store latency."""
+"""Service metrics beside BentoML's own: scores, imputed features, feature-store latency.
+
+Plain ``prometheus_client`` metrics: ``bentoml serve`` starts every serving process with
+``PROMETHEUS_MULTIPROC_DIR`` set, so their values land in the shared multiprocess files that
+BentoML's ``/metrics`` collects from all processes."""
 
 from __future__ import annotations
 
-import bentoml
+import prometheus_client
 
-SCORE = bentoml.metrics.Histogram(
+SCORE = prometheus_client.Histogram(
     name="leadrisk_score",
     documentation="Scores served, per model and version",
     labelnames=["model", "version"],
     buckets=[i / 10 for i in range(11)],
 )
-IMPUTED = bentoml.metrics.Counter(
+IMPUTED = prometheus_client.Counter(
     name="leadrisk_imputed_features",
     documentation="Features missing in the online store and filled with the training imputation",
     labelnames=["model", "feature"],
 )
-FEATURE_STORE_LATENCY = bentoml.metrics.Histogram(
+FEATURE_STORE_LATENCY = prometheus_client.Histogram(
     name="leadrisk_feature_store_latency_seconds",
     documentation="Latency of one get_online_features call (one per batch)",
     labelnames=["feature_service"],
     buckets=[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
 )
-BATCH_SIZE = bentoml.metrics.Histogram(
+BATCH_SIZE = prometheus_client.Histogram(
     name="leadrisk_batch_size",
     documentation="Requests served by one feature lookup and one model call",
     labelnames=["model"],
     buckets=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
 )
-FEATURE_STORE_ERRORS = bentoml.metrics.Counter(
+FEATURE_STORE_ERRORS = prometheus_client.Counter(
     name="leadrisk_feature_store_errors",
     documentation="Failed online feature reads",
     labelnames=["feature_service"],

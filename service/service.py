@@ -64,6 +64,8 @@ log = logging.getLogger("leadrisk.service")
 # BentoML 1.4 reads ``model_fields`` off each request model, which pydantic 2.11+ deprecates; the
 # warning is re-emitted whenever another library touches the warning filters, i.e. all the time.
 warnings.filterwarnings("ignore", message="Accessing the 'model_fields' attribute on the instance")
+# Likewise its IO models still call ``BaseModel.__get_pydantic_core_schema__`` (deprecated in 2.11).
+warnings.filterwarnings("ignore", message="The `__get_pydantic_core_schema__` method")
 TAGS = serving_tags(SETTINGS)
 SERVICE = SETTINGS.service
 LEAD_REQUEST = bounded_lead_request(SERVICE.raw_lead_max)
