@@ -63,8 +63,8 @@ def webhook():
 
 
 @pytest.fixture(scope="module")
-def demo_settings(tmp_path_factory, webhook, env_for):
-    env = env_for(
+def demo_env(tmp_path_factory, webhook, env_for):
+    return env_for(
         tmp_path_factory.mktemp("drift_demo"),
         LEADRISK_SYNTHETIC__CUSTOMERS="1500",
         LEADRISK_SYNTHETIC__LEADS="6000",
@@ -74,7 +74,11 @@ def demo_settings(tmp_path_factory, webhook, env_for):
         LEADRISK_MONITORING__FLUSH_INTERVAL_S="0.5",
         LEADRISK_MONITORING__WEBHOOK_URL=webhook,
     )
-    settings = load_settings(env)
+
+
+@pytest.fixture(scope="module")
+def demo_settings(demo_env):
+    settings = load_settings(demo_env)
     prepare("synthetic", settings, progress=lambda _: None)
     feature_store.apply(settings)
     feature_store.materialize(settings, progress=lambda _: None)
@@ -161,3 +165,34 @@ def test_undrifted_traffic_raises_no_feature_drift(demo_settings, demo_service):
     time.sleep(window_s + 1.5)
     report, _, _ = drift_for(settings, "lead", since=since, until=until)
     assert drift.drifted_features(report) == []
+
+
+def test_the_largest_accepted_lead_leaves_monitoring_working(
+    demo_env, demo_settings, demo_service, invoke_cli
+):
+    """A raw lead with every number at its cap is scored and profiled beside ordinary traffic;
+    the drift report, the alert check and the diagnosis still complete on that window. A number
+    beyond its cap (1e308) is refused, naming the field, and never reaches a profile."""
+    url = demo_service.url
+    refused = requests.post(
+        f"{url}/score_lead", json={"lead": {"total_time_on_website": 1e308}}, timeout=30
+    )
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "lead.total_time_on_website"
+    window_s = WINDOW_MINUTES * 60
+    since = _next_window(window_s)
+    at_caps = {"lead": dict(demo_settings.service.raw_lead_max)}
+    extreme = requests.post(f"{url}/score_lead", json=at_caps, timeout=30)
+    assert extreme.status_code == 200, extreme.text
+    _send(url, _drifted_lead_ids(demo_settings)[:200])
+    until = _next_window(window_s)
+    time.sleep(window_s + 1.5)
+    window = ["--since", since.isoformat(), "--until", until.isoformat()]
+    for command, codes in (
+        (["monitor", "drift", "--model", "lead", *window], {0}),
+        (["monitor", "check", "--url", url], {0, 1}),  # 1: an alert fired, which is an answer
+        (["diagnose", "lead", "--url", url], {0}),
+    ):
+        result = invoke_cli(command, demo_env)
+        assert result.exit_code in codes, (command, result.output, result.exception)
+        assert "Traceback" not in result.output and "OverflowError" not in result.output, command
