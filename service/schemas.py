@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from bentoml.validators import ContentType
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -17,6 +18,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from features.tables import LEAD_ENGAGEMENT_NUMERIC
 
 MAX_ENTITY_ID = 2**63 - 1  # entity keys are Feast INT64 values
 # Request bodies are validated strictly, as their JSON schema says: "5" is not an integer, true
@@ -35,6 +38,23 @@ def _json_integer(value: Any) -> Any:
 EntityId = Annotated[int, Field(ge=0, le=MAX_ENTITY_ID), BeforeValidator(_json_integer)]
 Flag = Annotated[int, Field(ge=0, le=1), BeforeValidator(_json_integer)]  # true is refused
 Rating = Annotated[int, Field(ge=1, le=5), BeforeValidator(_json_integer)]
+
+
+def _whole(value: float) -> float:
+    if not value.is_integer():
+        raise ValueError("must be a whole number")
+    return value
+
+
+def number_field(maximum: float | None = None, count: bool = False) -> Any:
+    """The type of a non-negative raw-lead number up to ``maximum``; a ``count`` is whole (3 or
+    3.0, not 0.5 nor 1e-300, which would make a ratio of it infinite)."""
+    if count:
+        return Annotated[float, Field(ge=0, le=maximum, multiple_of=1), AfterValidator(_whole)]
+    return Annotated[float, Field(ge=0, le=maximum)]
+
+
+COUNTS = frozenset({"total_visits"})
 
 
 class RawLead(BaseModel):
@@ -60,9 +80,9 @@ class RawLead(BaseModel):
     digital_advertisement: Flag = 0
     through_recommendations: Flag = 0
     free_copy_of_interview: Flag = 0
-    total_visits: float | None = Field(default=None, ge=0)
-    total_time_on_website: float | None = Field(default=None, ge=0)
-    page_views_per_visit: float | None = Field(default=None, ge=0)
+    total_visits: number_field(count=True) | None = None
+    total_time_on_website: number_field() | None = None
+    page_views_per_visit: number_field() | None = None
     last_activity: str | None = None
     last_notable_activity: str | None = None
 
@@ -126,14 +146,14 @@ def bounded_lead_request(raw_lead_max: Mapping[str, float]) -> type[LeadRequest]
 
 @lru_cache
 def _bounded_raw_lead(caps: tuple[tuple[str, float], ...]) -> type[RawLead]:
-    numeric = {name for name, f in RawLead.model_fields.items() if f.annotation == float | None}
+    numeric = set(LEAD_ENGAGEMENT_NUMERIC)
     unknown = sorted({name for name, _ in caps} - numeric)
     if unknown:
         raise ValueError(
             f"service.raw_lead_max names {unknown}; the numeric lead fields are {sorted(numeric)}"
         )
     fields: dict = {
-        name: (float | None, Field(default=None, ge=0, le=maximum)) for name, maximum in caps
+        name: (number_field(maximum, count=name in COUNTS) | None, None) for name, maximum in caps
     }
     return create_model("RawLead", __base__=RawLead, __doc__=RawLead.__doc__, **fields)
 

@@ -313,8 +313,6 @@ def _log_run(
                 "bands": json.dumps([[b.name, b.min_score] for b in model.bands]),
             }
         )
-        mlflow.log_metrics({f"test_{k}": v for k, v in ev.test_metrics.items()})
-        mlflow.log_metrics({f"oof_{k}": v for k, v in ev.oof_metrics.items()})
         (out / "cv_comparison.json").write_text(json.dumps(ev.cv_table, indent=2))
         ev.lift.to_csv(out / "lift_table.csv", index=False)
         evaluate.calibration_table(y_test, test_score).to_csv(out / "calibration.csv", index=False)
@@ -332,6 +330,11 @@ def _log_run(
             registered_model_name=kind.registered_name,
             serialization_format="cloudpickle",
         )
+        # After log_model, which links them to the logged model as they are written; logged
+        # before, log_model re-inserts them with the model's id and that batch fails on MLflow's
+        # metric key (on PostgreSQL, psycopg then logs "pipeline aborted").
+        mlflow.log_metrics({f"test_{k}": v for k, v in ev.test_metrics.items()})
+        mlflow.log_metrics({f"oof_{k}": v for k, v in ev.oof_metrics.items()})
         return run.info.run_id, str(info.registered_model_version)
 
 

@@ -4,6 +4,7 @@ rollback and audit trail, reproducibility, the PostgreSQL store, off-boarding an
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from datetime import datetime
@@ -409,7 +410,10 @@ def test_promote_rollback_and_audit_through_the_cli(twice, invoke_cli) -> None:
 
 
 @pytest.mark.services("postgres")
-def test_postgres_mlflow_store(synthetic_settings, synthetic_env, postgres) -> None:
+def test_postgres_mlflow_store(synthetic_settings, synthetic_env, postgres, caplog) -> None:
+    """Training registers on a PostgreSQL MLflow store, with no failed statement on the way (a
+    failed batch in psycopg's pipeline mode logs 'pipeline aborted')."""
+    caplog.set_level(logging.WARNING, logger="psycopg")
     host, port = postgres
     database = f"leadrisk_mlflow_test_{uuid.uuid4().hex[:10]}"
     admin = f"postgresql://postgres@{host}:{port}/postgres"
@@ -432,6 +436,9 @@ def test_postgres_mlflow_store(synthetic_settings, synthetic_env, postgres) -> N
         with psycopg.connect(f"postgresql://postgres@{host}:{port}/{database}") as connection:
             versions = connection.execute("SELECT count(*) FROM model_versions").fetchone()[0]
         assert versions == 1
+        assert not [r for r in caplog.records if r.name.startswith("psycopg")], caplog.text
+        metrics = client.get_run(champion.run_id).data.metrics
+        assert {"test_pr_auc", "oof_pr_auc"} <= set(metrics)
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -29,10 +29,12 @@ SERVE_REQUIREMENTS = PROJECT_ROOT / "requirements-serve.txt"
 
 
 def _annotation_types(annotation: object) -> set[object]:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _annotation_types(typing.get_args(annotation)[0])
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) is typing.Literal:
         return {type(a) for a in args}
-    return {a for a in args if a is not type(None)} or {annotation}
+    return set().union(*(_annotation_types(a) for a in args if a is not type(None))) or {annotation}
 
 
 def test_raw_lead_payload_is_the_online_lead_columns_with_their_types() -> None:
@@ -126,7 +128,8 @@ def test_raw_lead_numbers_are_capped_by_the_setting() -> None:
         request.model_validate_json('{"lead": {"total_time_on_website": 1e308}}')
     assert "less than or equal" in str(err.value)
     schema = request.model_json_schema()["$defs"]["RawLead"]["properties"]["total_visits"]
-    assert {"maximum": caps["total_visits"], "minimum": 0, "type": "number"} in schema["anyOf"]
+    count = {"maximum": caps["total_visits"], "minimum": 0, "multipleOf": 1, "type": "number"}
+    assert count in schema["anyOf"]  # visits are counted: 0.5 or 1e-300 visits are refused
     assert bounded_raw_lead(caps)(total_visits=3).total_visits == 3
 
 
@@ -152,6 +155,8 @@ def test_the_published_openapi_document_is_current() -> None:
         (CustomerRequest, '{"customer_id": 9223372036854775808}', "customer_id"),
         (LeadRequest, '{"lead_id": null, "lead": {}}', "lead_id"),  # null is not "left out"
         (LeadRequest, '{"lead": {"do_not_call": true}}', "lead.do_not_call"),
+        # a count of visits is whole: 1e-309 visits made time per visit infinite, scores NaN
+        (LeadRequest, '{"lead": {"total_visits": 2.225073858507203e-309}}', "lead.total_visits"),
         (
             FeedbackRequest,
             '{"feedback_id": "f", "model": "lead", "entity_id": 1, "label": 2}',
