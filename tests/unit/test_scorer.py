@@ -55,6 +55,8 @@ def table(kind: ModelKind, rows: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     numeric, categorical = FEATURES[kind.key]
     data = {name: rng.gamma(2.0, 50.0, rows) for name in numeric}
+    if "total_visits" in data:
+        data["total_visits"] = data["total_visits"].round()  # visits are counted
     data |= {name: rng.choice(["SMS Sent", "Email Opened", "DE"], rows) for name in categorical}
     return pd.DataFrame(data, index=pd.RangeIndex(rows))
 
