@@ -94,6 +94,12 @@ class ServiceSettings(BaseModel):
     # folder). A load test points a service it starts at its own run folder.
     feedback_db: Path | None = None
     prediction_log_dir: Path | None = None
+    # Releases (docs/releases.md): the shared release table (a SQLAlchemy URL; default: SQLite in
+    # the data folder, or the Feast registry's PostgreSQL database in the production profile),
+    # how often each serving process polls it, and how many rows may wait for shadow scoring.
+    release_store: str | None = None
+    registry_poll_s: float = 2.0
+    shadow_queue_rows: int = 10_000
     workers: int = 2  # serving processes (one per core); each holds both models and batches
     max_batch_size: int = 64
     max_latency_ms: int = 2000  # a request still queued after this is shed with a 503
@@ -161,6 +167,14 @@ class MonitoringSettings(BaseModel):
     freshness_hours_alert: float = 36.0
     kpi_drop_alert: float = 0.1
     webhook_url: str | None = None
+    # A/B guardrails (docs/releases.md): `monitor check` stops a test whose challenger, against
+    # the champion on the same test's traffic, is past one of these
+    guardrail_error_rate: float = 0.01  # share of the challenger's rows it failed to score
+    guardrail_p99_ratio: float = 2.0  # challenger's model-call p99 over the champion's
+    guardrail_psi: float = 0.25  # the challenger's score distribution against the champion's
+    guardrail_min_rows: int = 200  # rows per variant before the PSI is judged
+    guardrail_conversion_drop: float = 0.10  # champion's minus challenger's rate, in a band
+    guardrail_min_labels: int = 30  # labels per variant and band before conversion is judged
 
 
 class LoadProfile(BaseModel):
@@ -271,6 +285,14 @@ class Settings(BaseSettings):
     @property
     def feedback_db(self) -> Path:
         return self.service.feedback_db or self.data_dir / "feedback.db"
+
+    @property
+    def release_store_url(self) -> str:
+        if self.service.release_store:
+            return self.service.release_store
+        if self.profile == "production":
+            return self.feature_store.postgres_url
+        return f"sqlite:///{self.data_dir / 'releases.db'}"
 
     @property
     def profiles_url(self) -> str:

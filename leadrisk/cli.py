@@ -171,6 +171,7 @@ def models_promote(model: str, version: str, reason: str) -> None:
     except MlflowException as err:
         _fail(f"{_model_name(model)} v{version}: {err.message}")
     _echo_json(entry)
+    _sync_serving()
 
 
 @models.command("rollback")
@@ -186,6 +187,104 @@ def models_rollback(model: str, reason: str) -> None:
     except registry.RegistryError as err:
         _fail(str(err))
     _echo_json(entry)
+    _sync_serving()
+
+
+def _sync_serving() -> None:
+    """Hand the registry's champions and challengers to the serving processes."""
+    from service.packaging import MissingChampionError, import_champions
+
+    settings = get_settings()
+    try:
+        import_champions(settings)
+    except MissingChampionError as err:
+        _fail(str(err))
+    click.echo(
+        f"release table updated: serving processes follow within "
+        f"{settings.service.registry_poll_s:g}s"
+    )
+
+
+# --- releases ---------------------------------------------------------------------------------
+@main.group()
+def release() -> None:
+    """Champion and challenger side by side: shadow and A/B tests (docs/releases.md)."""
+
+
+@release.command("sync")
+def release_sync() -> None:
+    """Import the registry's champions and challengers for serving and record them."""
+    _sync_serving()
+    _release_status(None)
+
+
+@release.command("start")
+@click.argument("model", type=MODEL_KIND)
+@click.option("--mode", type=click.Choice(["shadow", "ab"]), required=True)
+@click.option("--share", type=float, default=0.1, show_default=True, help="ab: challenger share.")
+def release_start(model: str, mode: str, share: float) -> None:
+    """Start a shadow or A/B test of MODEL's challenger against its champion."""
+    from monitoring.releases import ReleaseError, ReleaseStore
+
+    _sync_serving()
+    store = ReleaseStore(get_settings().release_store_url)
+    try:
+        started = store.start(_model_name(model), mode, share)  # type: ignore[arg-type]
+    except ReleaseError as err:
+        _fail(str(err))
+    click.echo(f"started {started.mode} test of {started.challenger} against {started.champion}")
+
+
+@release.command("stop")
+@click.argument("model", type=MODEL_KIND)
+@click.option("--reason", default="stopped by hand", help="Why, for the audit trail.")
+def release_stop(model: str, reason: str) -> None:
+    """The kill switch: all of MODEL's traffic back to its champion at once."""
+    from monitoring.releases import ReleaseError, ReleaseStore
+
+    try:
+        ReleaseStore(get_settings().release_store_url).stop(_model_name(model), reason)
+    except ReleaseError as err:
+        _fail(str(err))
+    click.echo(f"stopped: {reason}")
+
+
+@release.command("compare")
+@click.argument("model", type=MODEL_KIND)
+def release_compare(model: str) -> None:
+    """The verdict on MODEL's current or last test: shadow agreement, or A/B conversion."""
+    from monitoring.release_verdict import release_verdict
+
+    try:
+        _echo_json(release_verdict(get_settings(), _model_name(model)))
+    except ValueError as err:
+        _fail(str(err))
+
+
+@release.command("status")
+@click.argument("model", type=MODEL_KIND, required=False)
+def release_status(model: str | None) -> None:
+    """Each model's champion, challenger, mode and recent release events."""
+    _release_status(model)
+
+
+def _release_status(model: str | None) -> None:
+    from monitoring.releases import ReleaseStore
+
+    store = ReleaseStore(get_settings().release_store_url)
+    names = [_model_name(model)] if model else [k.registered_name for k in MODEL_KINDS.values()]
+    for name in names:
+        current = store.get(name)
+        if current is None:
+            click.echo(f"{name}: not served yet")
+            continue
+        share = f" {current.share:.0%} to the challenger" if current.mode == "ab" else ""
+        click.echo(
+            f"{name}: champion {current.champion}, challenger {current.challenger or '-'}, "
+            f"mode {current.mode}{share} (revision {current.revision})"
+        )
+        for event in store.events(name)[-5:]:
+            click.echo(f"  {event['at']}  {event['event']}: {json.dumps(event['detail'])}")
 
 
 @models.command("audit")

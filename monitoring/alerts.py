@@ -71,11 +71,12 @@ def evaluate(settings: Settings, facts: Mapping[str, Any], notify: bool = True) 
         ]
     if notify:
         for alert in alerts:
-            _notify(alert, settings.monitoring.webhook_url)
+            send(alert, webhook_url=settings.monitoring.webhook_url)
     return alerts
 
 
-def _notify(alert: Alert, webhook_url: str | None) -> None:
+def send(alert: Alert, webhook_url: str | None) -> None:
+    """Log ``alert`` and post it to the webhook, when one is set."""
     payload = alert.payload()
     logger.warning(json.dumps(payload))
     if not webhook_url:

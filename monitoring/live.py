@@ -21,7 +21,7 @@ from core import reference as reference_data
 from core.kinds import MODEL_KINDS, ModelKind
 from core.settings import Settings
 from features import store as feature_store
-from monitoring import alerts, drift, feedback
+from monitoring import alerts, drift, feedback, release_guardrails
 from monitoring import reference as reference_profile
 from monitoring.prediction_log import read_entries
 from monitoring.profiler import read_profiles
@@ -83,13 +83,19 @@ def drift_for(
 
 def service_metrics(url: str | None) -> dict[str, Any]:
     """p99 latency and error rate from the service's Prometheus endpoint ({} if unreachable)."""
+    text = _metrics_text(url)
+    return alerts.metrics_from_prometheus(text) if text is not None else {}
+
+
+def _metrics_text(url: str | None) -> str | None:
+    """The service's ``/metrics`` exposition, or None without a URL or an answer."""
     if not url:
-        return {}
+        return None
     try:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-            return alerts.metrics_from_prometheus(response.read().decode())
+        with urllib.request.urlopen(f"{url.rstrip('/')}/metrics", timeout=5) as response:
+            return response.read().decode()
     except OSError:
-        return {}
+        return None
 
 
 def freshness_hours(settings: Settings, now: datetime | None = None) -> dict[str, float | None]:
@@ -141,9 +147,18 @@ def check(
         for name, value in drift.alert_facts(report).items():
             facts.setdefault(name, {})[kind.registered_name] = value
         facts["kpi_drop"][kind.registered_name] = _kpi_drop(settings, model)
-    facts.update(service_metrics(url))
+    metrics_text = _metrics_text(url)
+    if metrics_text is not None:
+        facts.update(alerts.metrics_from_prometheus(metrics_text))
     facts["freshness_hours"] = freshness_hours(settings)
-    return facts, alerts.evaluate(settings, facts)
+    fired = alerts.evaluate(settings, facts)
+    facts["release_guardrails"] = release_guardrails.enforce(settings, metrics_text)
+    fired += [
+        alerts.Alert(f"release_{b['rule']}", b["value"], b["limit"], b["detail"] or None, model)
+        for model, found in facts["release_guardrails"].items()
+        for b in found
+    ]
+    return facts, fired
 
 
 def _kpi_drop(settings: Settings, model: str) -> float | None:

@@ -17,7 +17,7 @@ import math
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ class PredictionEntry:
     score: float
     band: str
     scored_at: str  # ISO 8601, UTC
+    variant: str = "champion"  # or "challenger" (an A/B test), "shadow" (never answered)
+    reasons: list[str] = field(default_factory=list)  # the top reasons' features
 
 
 # The same record for readers that parse the log as a table (the dashboard)
@@ -57,6 +59,8 @@ ENTRY_SCHEMA = pa.schema(
         ("score", pa.float64()),
         ("band", pa.string()),
         ("scored_at", UTC_TIME),
+        ("variant", pa.string()),
+        ("reasons", pa.list_(pa.string())),
         ("logged_at", UTC_TIME),
     ]
 )

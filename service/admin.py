@@ -24,9 +24,10 @@ from service.schemas import (
     RawLead,
     bounded_raw_lead,
 )
-from service.scorer import Scorer, ServedModel
+from service.scorer import Scorer, Serving
 
 BATCH_CHUNK = 5_000
+RELOAD_PATH = "/admin/reload"
 PARQUET_MAGIC = b"PAR1"
 
 
@@ -43,17 +44,22 @@ def profile_writer(settings: Settings):
     return ProfileProcess(settings)
 
 
-def model_info(served: dict[str, ServedModel], tags: dict[str, str]) -> list[dict[str, Any]]:
+def model_info(serving: dict[str, Serving]) -> list[dict[str, Any]]:
+    """What each model serves now: its champion, challenger and release."""
     return [
         ModelInfo(
-            model=s.kind.registered_name,
-            version=s.version,
-            bento_model=tags[s.kind.registered_name],
-            feature_service=s.kind.feature_service,
-            threshold=s.model.threshold,
-            bands={b.name: b.min_score for b in s.model.bands},
+            model=s.champion.kind.registered_name,
+            version=s.champion.version,
+            bento_model=s.release.champion,
+            feature_service=s.champion.kind.feature_service,
+            threshold=s.champion.model.threshold,
+            bands={b.name: b.min_score for b in s.champion.model.bands},
+            challenger_version=s.challenger.version if s.challenger else None,
+            release_mode=s.release.mode,
+            ab_share=s.release.share,
+            release_revision=s.release.revision,
         ).model_dump()
-        for s in served.values()
+        for s in serving.values()
     ]
 
 
@@ -186,6 +192,15 @@ async def _models(request: Request) -> JSONResponse:
     return JSONResponse(await anyio.to_thread.run_sync(service.status))
 
 
+async def _reload(request: Request) -> JSONResponse:
+    """Read the release table now (this serving process; the others within their poll)."""
+    import bentoml
+
+    service = bentoml.get_current_service()
+    await anyio.to_thread.run_sync(service.follow_releases)
+    return JSONResponse(await anyio.to_thread.run_sync(service.status))
+
+
 def admin_app(settings: Settings) -> Starlette:
     """GET endpoints that BentoML's POST-only API methods do not cover."""
 
@@ -202,6 +217,7 @@ def admin_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Route("/models", _models, methods=["GET"]),
+            Route(RELOAD_PATH, _reload, methods=["POST"]),
             Route("/dashboard", dashboard, methods=["GET"]),
         ]
     )

@@ -30,6 +30,7 @@ ROUTE_SCOPES = {
     "/batch_score_file": "score",
     "/feedback": "feedback",
     "/models": "admin",
+    "/admin/reload": "admin",
     "/dashboard": "admin",
     METRICS_PATH: "metrics",
 }

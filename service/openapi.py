@@ -158,6 +158,13 @@ def operations(settings: Settings) -> list[Operation]:
             ServiceStatus,
         ),
         Operation(
+            "/admin/reload",
+            "post",
+            "Read the release table now and serve what it says (this serving process; the "
+            "others within service.registry_poll_s).",
+            ServiceStatus,
+        ),
+        Operation(
             "/dashboard",
             "get",
             "The live dashboard: volumes, scores, drift and KPIs (HTML).",

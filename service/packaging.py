@@ -1,8 +1,11 @@
-"""Import each registered model's champion from MLflow into the BentoML model store.
+"""Import each registered model's champion and challenger from MLflow into the BentoML model
+store, and record them in the release table (``monitoring/releases.py``).
 
-Runs before ``bentoml serve`` / ``bentoml build`` so a running bento needs no MLflow server. The
-tags that were imported are written to ``serving_models.json`` in the data folder; the service
-loads exactly those (inside a container, where only the bento's own models exist, ``latest``).
+Runs before ``bentoml serve`` / ``bentoml build`` and after every alias change the CLI makes, so a
+running bento needs no MLflow server. The champions' tags are also written to
+``serving_models.json`` in the data folder, which the service's class declares (inside a
+container, where only the bento's own models exist, ``latest``); serving processes then follow
+the release table.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from core.kinds import MODEL_KINDS
+from core.kinds import MODEL_KINDS, ModelKind
 from core.settings import ENV_PREFIX, PROJECT_ROOT, Settings, get_settings
+from monitoring.releases import ReleaseStore
 
 MODEL_FILE = "scoring_model.pkl"
 SERVING_MODELS_FILE = "serving_models.json"
@@ -96,16 +100,20 @@ def _unchanged_import(settings: Settings) -> dict[str, str] | None:
     if not written or max(written) >= tags_file.stat().st_mtime:
         return None
     tags = json.loads(tags_file.read_text())
-    if not all(imported_model_file(settings, tag).exists() for tag in tags.values()):
+    releases = ReleaseStore(settings.release_store_url).all()
+    recorded = [releases.get(name) for name in tags]
+    if any(r is None or r.champion != tags[r.model] for r in recorded):
+        return None
+    served = [tag for r in recorded for tag in (r.champion, r.challenger) if tag]
+    if not all(imported_model_file(settings, tag).exists() for tag in served):
         return None
     return tags
 
 
 def _import_champions(settings: Settings) -> dict[str, str]:
-    """Copy each champion into the BentoML store (once per MLflow version); returns name -> tag."""
+    """Copy each champion and challenger into the BentoML store (once per MLflow version) and
+    record them in the release table; returns name -> champion tag."""
     use_bentoml_home(settings)
-    import bentoml
-    import cloudpickle
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -113,31 +121,49 @@ def _import_champions(settings: Settings) -> dict[str, str]:
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
     client = MlflowClient()
+    releases = ReleaseStore(settings.release_store_url)
     tags = {}
     for kind in MODEL_KINDS.values():
         try:
-            version = client.get_model_version_by_alias(kind.registered_name, "champion")
+            champion = client.get_model_version_by_alias(kind.registered_name, "champion")
         except MlflowException as err:
             raise MissingChampionError(
                 f"{kind.registered_name} has no champion in {settings.mlflow_uri}: "
                 f"run `leadrisk train {kind.key}` first"
             ) from err
-        tag = f"{kind.registered_name}:v{version.version}-{version.run_id[:12]}"
         try:
-            bentoml.models.get(tag)
-        except bentoml.exceptions.NotFound:
-            model = mlflow.sklearn.load_model(f"models:/{kind.registered_name}/{version.version}")
-            labels = {"mlflow_version": str(version.version), "run_id": version.run_id}
-            metadata = {"feature_service": kind.feature_service}
-            with (
-                bentoml.models.create(tag, labels=labels, metadata=metadata) as bento_model,
-                open(bento_model.path_of(MODEL_FILE), "wb") as handle,
-            ):
-                cloudpickle.dump(model, handle)
-        tags[kind.registered_name] = tag
+            challenger = client.get_model_version_by_alias(kind.registered_name, "challenger")
+        except MlflowException:
+            challenger = None
+        if challenger is not None and challenger.version == champion.version:
+            challenger = None
+        served = [_imported(kind, version) for version in (champion, challenger) if version]
+        tags[kind.registered_name] = served[0]
+        releases.set_models(kind.registered_name, served[0], (served[1:] or [None])[0])
     path = settings.data_dir / SERVING_MODELS_FILE
     path.write_text(json.dumps(tags, indent=2))
     return tags
+
+
+def _imported(kind: ModelKind, version) -> str:
+    """The BentoML tag of an MLflow model version, copied into the store once."""
+    import bentoml
+    import cloudpickle
+    import mlflow
+
+    tag = f"{kind.registered_name}:v{version.version}-{version.run_id[:12]}"
+    try:
+        bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        model = mlflow.sklearn.load_model(f"models:/{kind.registered_name}/{version.version}")
+        labels = {"mlflow_version": str(version.version), "run_id": version.run_id}
+        metadata = {"feature_service": kind.feature_service}
+        with (
+            bentoml.models.create(tag, labels=labels, metadata=metadata) as bento_model,
+            open(bento_model.path_of(MODEL_FILE), "wb") as handle,
+        ):
+            cloudpickle.dump(model, handle)
+    return tag
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from pydantic import (
 
 from features.tables import LEAD_ENGAGEMENT_NUMERIC
 
+Variant = Literal["champion", "challenger"]  # who answered: see docs/releases.md
 MAX_ENTITY_ID = 2**63 - 1  # entity keys are Feast INT64 values
 # Request bodies are validated strictly, as their JSON schema says: "5" is not an integer, true
 # is not 1. Responses always carry every field (null where there is no value).
@@ -202,6 +203,7 @@ class LeadScore(BaseModel):
     reasons: list[ReasonOut]
     model: str
     model_version: str
+    variant: Variant = "champion"
     imputed_features: list[str]
 
 
@@ -217,6 +219,7 @@ class CustomerScore(BaseModel):
     reasons: list[ReasonOut]
     model: str
     model_version: str
+    variant: Variant = "champion"
     imputed_features: list[str]
 
 
@@ -277,16 +280,20 @@ class BatchFileRequest(BaseModel):
     model: Literal["lead", "risk"] = "lead"
 
 
-class FeedbackRequest(BaseModel):
-    """An outcome or a sales rating for a scored entity; ``feedback_id`` makes retries safe.
-    A label, a rating or both (the OpenAPI document gives it as the oneOf ``FeedbackOutcome``,
-    ``FeedbackRating``)."""
+class FeedbackAbout(BaseModel):
+    """What every feedback names: its id (retries are safe) and the scored entity."""
 
     model_config = ConfigDict(**REQUEST, protected_namespaces=())
 
     feedback_id: str = Field(min_length=1, max_length=200)
     model: Literal["lead", "risk"]
     entity_id: EntityId
+
+
+class FeedbackRequest(FeedbackAbout):
+    """An outcome or a sales rating for a scored entity: a label, a rating or both (the OpenAPI
+    document gives it as the oneOf ``FeedbackOutcome``, ``FeedbackRating``)."""
+
     label: Flag = omittable()
     rating: Rating = omittable()
 
@@ -299,26 +306,16 @@ class FeedbackRequest(BaseModel):
         return self
 
 
-class FeedbackOutcome(BaseModel):
+class FeedbackOutcome(FeedbackAbout):
     """The outcome sales saw (converted / suspended), with a rating or not."""
 
-    model_config = ConfigDict(**REQUEST, protected_namespaces=())
-
-    feedback_id: str = Field(min_length=1, max_length=200)
-    model: Literal["lead", "risk"]
-    entity_id: EntityId
     label: Flag
     rating: Rating = omittable()
 
 
-class FeedbackRating(BaseModel):
+class FeedbackRating(FeedbackAbout):
     """A sales rating of a scored entity, with no outcome yet."""
 
-    model_config = ConfigDict(**REQUEST, protected_namespaces=())
-
-    feedback_id: str = Field(min_length=1, max_length=200)
-    model: Literal["lead", "risk"]
-    entity_id: EntityId
     rating: Rating
 
 
@@ -336,11 +333,15 @@ class ModelInfo(BaseModel):
     model_config = ConfigDict(**RESPONSE, protected_namespaces=())
 
     model: str
-    version: str
+    version: str  # the champion's
     bento_model: str
     feature_service: str
     threshold: float
     bands: dict[str, float]
+    challenger_version: str | None
+    release_mode: Literal["off", "shadow", "ab"]
+    ab_share: float
+    release_revision: int
 
 
 class FeatureStoreStatus(BaseModel):

@@ -6,6 +6,9 @@ so it can be tested without HTTP.
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 import time
 import uuid
 from collections import Counter
@@ -22,6 +25,7 @@ from core.kinds import LEAD, RISK, ModelKind
 from core.scoring import Assessment, Reason, ScoringModel
 from features.store import OnlineRows
 from monitoring.prediction_log import PredictionEntry, PredictionLog, feature_hashes
+from monitoring.releases import CHALLENGER, CHAMPION, SHADOW, Release
 from monitoring.served_rows import ServedRows
 from service import metrics
 from service.schemas import (
@@ -35,6 +39,7 @@ from service.schemas import (
 )
 
 TOP_REASONS = 3
+log = logging.getLogger("leadrisk.scorer")
 
 
 class FeatureStoreUnavailable(RuntimeError):
@@ -60,6 +65,27 @@ class ServedModel:
     kind: ModelKind
     version: str
     model: ScoringModel
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What answers one model's requests: its release and the loaded versions. A batch takes the
+    current one when it starts and finishes on it, whatever a reload swaps in meanwhile."""
+
+    release: Release
+    champion: ServedModel
+    challenger: ServedModel | None = None
+
+    def answering(self, entity_ids: Sequence[int | None]) -> list[tuple[str, ServedModel]]:
+        """The variant and model that answers each entity."""
+        if self.challenger is None or self.release.mode != "ab":
+            return [(CHAMPION, self.champion)] * len(entity_ids)
+        return [
+            (CHALLENGER, self.challenger)
+            if self.release.variant(e) == CHALLENGER
+            else (CHAMPION, self.champion)
+            for e in entity_ids
+        ]
 
 
 def _reasons(reasons: list[Reason]) -> list[ReasonOut]:
@@ -91,15 +117,17 @@ class Scorer:
     def __init__(
         self,
         features: OnlineFeatures,
-        lead: ServedModel,
-        risk: ServedModel,
+        lead: ServedModel | Serving,
+        risk: ServedModel | Serving,
         log: PredictionLog,
         profiles: ProfileSink | None = None,
+        shadow_queue_rows: int = 10_000,
     ) -> None:
         self.features = features
-        self.models = {LEAD.key: lead, RISK.key: risk}
+        self.serving = {LEAD.key: _serving(lead), RISK.key: _serving(risk)}
         self.log = log
         self.profiles = profiles
+        self.shadow = ShadowScorer(log, shadow_queue_rows)
         self._batch_scorers: dict[str, Callable[[list], list]] = {
             LEAD.key: self.score_leads,
             RISK.key: self.score_customers,
@@ -126,11 +154,22 @@ class Scorer:
         """Run each model's whole path once (store read, transform, explanation) unrecorded, so
         the first real requests do not pay for lazy imports and caches."""
         for kind in (LEAD, RISK):
-            self.models[kind.key].model.assess(self.online(kind, [0]).columns, TOP_REASONS)
+            self.serving[kind.key].champion.model.assess(
+                self.online(kind, [0]).columns, TOP_REASONS
+            )
 
     def ping(self) -> None:
         """Cheap read used by readiness checks; raises FeatureStoreUnavailable."""
         self.online(RISK, [0])
+
+    @property
+    def models(self) -> dict[str, ServedModel]:
+        """Each model's champion."""
+        return {key: serving.champion for key, serving in self.serving.items()}
+
+    def serve(self, model: str, serving: Serving) -> None:
+        """Answer ``model``'s next batches with ``serving`` (one assignment: atomic)."""
+        self.serving[model] = serving
 
     def lead_rows_from_payloads(self, payloads: list[dict[str, Any]]) -> Columns:
         """Feature rows for leads not yet in the store, derived by the registered on-demand view."""
@@ -182,7 +221,7 @@ class Scorer:
             positions += by_payload
         rows = Columns.concat(parts) if parts else Columns({})
         entity_ids = [requests[i].lead_id for i in positions]
-        scored = self._score(LEAD, rows, positions, entity_ids)
+        scored = self._score(self.serving[LEAD.key], rows, positions, entity_ids)
         outcomes = []
         for position in range(len(requests)):
             if position in errors:
@@ -207,10 +246,17 @@ class Scorer:
         stored = self.online(RISK, customer_ids)
         known, rows = stored.found, stored.columns.take(stored.found)
         positions = np.flatnonzero(known).tolist()
-        scored = self._score(RISK, rows, positions, [customer_ids[i] for i in positions])
-        model = self.models[RISK.key].model
-        patterns = risk_rules.matched_patterns(rows, model.metadata.get("pattern_cuts", {}))
-        high = model.bands[-1].min_score
+        serving = self.serving[RISK.key]
+        scored = self._score(serving, rows, positions, [customer_ids[i] for i in positions])
+        patterns = {}  # per answering model: its own pattern cuts and High band
+        for result in scored.values():
+            model = result.served.model
+            if id(model) not in patterns:
+                cuts = model.metadata.get("pattern_cuts", {})
+                patterns[id(model)] = (
+                    risk_rules.matched_patterns(rows, cuts),
+                    model.bands[-1].min_score,
+                )
         outcomes = []
         for position, customer_id in enumerate(customer_ids):
             if not known[position]:
@@ -220,7 +266,8 @@ class Scorer:
                 outcomes.append(CustomerOutcome(error=error))
                 continue
             result = scored[position]
-            rule = risk_rules.offboarding_rule(result.band, patterns[result.row], high)
+            matched, high = patterns[id(result.served.model)]
+            rule = risk_rules.offboarding_rule(result.band, matched[result.row], high)
             outcomes.append(
                 CustomerOutcome(
                     score=CustomerScore(
@@ -236,71 +283,158 @@ class Scorer:
         return outcomes
 
     def _score(
-        self, kind: ModelKind, rows: Columns, positions: list[int], entity_ids: list
+        self, serving: Serving, rows: Columns, positions: list[int], entity_ids: list
     ) -> dict[int, Scored]:
-        """Score all rows in one model call; log and profile them; returns position -> result."""
+        """Score the rows, each with the variant that answers its entity (one model call per
+        variant); log and profile them; hand them to the shadow when one runs. Returns
+        position -> result, whose ``row`` indexes ``rows``."""
         if len(rows) == 0:
             return {}
-        served = self.models[kind.key]
-        assessed = served.model.assess(rows, TOP_REASONS)
-        scores, bands, reasons, imputed = (
-            assessed.scores,
-            assessed.bands,
-            assessed.reasons,
-            assessed.imputed,
+        answering = serving.answering(entity_ids)
+        results: dict[int, Scored] = {}
+        for variant in (CHAMPION, CHALLENGER):
+            chosen = [i for i, (v, _) in enumerate(answering) if v == variant]
+            if not chosen:
+                continue
+            served = answering[chosen[0]][1]
+            part = rows if len(chosen) == len(rows) else rows.take(chosen)
+            served, variant, assessed = self._assess(serving, served, variant, part)
+            request_ids = [uuid.uuid4().hex for _ in chosen]
+            self._record(served, variant, assessed, request_ids, [entity_ids[i] for i in chosen])
+            for j, i in enumerate(chosen):
+                results[positions[i]] = Scored(
+                    row=i,
+                    score=float(assessed.scores[j]),
+                    band=assessed.bands[j],
+                    reasons=assessed.reasons[j],
+                    imputed=assessed.imputed[j],
+                    request_id=request_ids[j],
+                    served=served,
+                    variant=variant,
+                )
+        if serving.release.shadowing and serving.challenger is not None:
+            ordered = [results[positions[i]].request_id for i in range(len(rows))]
+            self.shadow.submit(serving.challenger, rows, ordered, entity_ids)
+        return results
+
+    def _assess(
+        self, serving: Serving, served: ServedModel, variant: str, rows: Columns
+    ) -> tuple[ServedModel, str, Assessment]:
+        """One model call, timed per variant. A challenger that fails is counted and its rows
+        answered by the champion: a test never costs a client an error."""
+        name = served.kind.registered_name
+        started = time.perf_counter()
+        try:
+            assessed = served.model.assess(rows, TOP_REASONS)
+        except Exception:
+            if variant == CHAMPION:
+                raise
+            log.exception("the challenger of %s failed; the champion answers", name)
+            metrics.VARIANT_ERRORS.labels(model=name, variant=variant).inc(len(rows))
+            return self._assess(serving, serving.champion, CHAMPION, rows)
+        metrics.VARIANT_LATENCY.labels(model=name, variant=variant).observe(
+            time.perf_counter() - started
         )
-        request_ids = [uuid.uuid4().hex for _ in positions]
-        self._record(served, assessed, request_ids, entity_ids)
-        return {
-            position: Scored(
-                row=i,
-                score=float(scores[i]),
-                band=bands[i],
-                reasons=reasons[i],
-                imputed=imputed[i],
-                request_id=request_ids[i],
-                served=served,
-            )
-            for i, position in enumerate(positions)
-        }
+        return served, variant, assessed
 
     def _record(
-        self, served: ServedModel, assessed: Assessment, request_ids: list[str], entity_ids: list
+        self,
+        served: ServedModel,
+        variant: str,
+        assessed: Assessment,
+        request_ids: list[str],
+        entity_ids: list,
     ) -> None:
         """Durable prediction log (before answering), metrics, and the monitoring profile."""
         name = served.kind.registered_name
-        prepared, scores, bands, imputed = (
-            assessed.prepared,
-            assessed.scores,
-            assessed.bands,
-            assessed.imputed,
-        )
-        hashes = feature_hashes(prepared)
-        now = datetime.now(UTC).isoformat()
-        self.log.append(
-            [
-                PredictionEntry(
-                    request_id=request_ids[i],
-                    model=name,
-                    model_version=served.version,
-                    entity_id=entity_ids[i],
-                    features_hash=hashes[i],
-                    imputed_features=imputed[i],
-                    score=float(scores[i]),
-                    band=bands[i],
-                    scored_at=now,
-                )
-                for i in range(len(request_ids))
-            ]
-        )
+        self.log.append(log_entries(served, variant, assessed, request_ids, entity_ids))
         metrics.BATCH_SIZE.labels(model=name).observe(len(request_ids))
+        metrics.VARIANT_ROWS.labels(model=name, variant=variant).inc(len(request_ids))
         histogram = metrics.SCORE.labels(model=name, version=served.version)
-        for score in scores:
+        for score in assessed.scores:
             histogram.observe(float(score))
-        for feature, count in Counter(f for row in imputed for f in row).items():
+        for feature, count in Counter(f for row in assessed.imputed for f in row).items():
             metrics.IMPUTED.labels(model=name, feature=feature).inc(count)
         if self.profiles is not None:
-            self.profiles.submit(name, served.version, ServedRows.of(prepared, scores, bands))
+            self.profiles.submit(
+                name,
+                served.version,
+                ServedRows.of(assessed.prepared, assessed.scores, assessed.bands),
+            )
+
+
+def log_entries(
+    served: ServedModel,
+    variant: str,
+    assessed: Assessment,
+    request_ids: list[str],
+    entity_ids: list,
+) -> list[PredictionEntry]:
+    """The prediction-log entries of one model call."""
+    hashes = feature_hashes(assessed.prepared)
+    now = datetime.now(UTC).isoformat()
+    return [
+        PredictionEntry(
+            request_id=request_ids[i],
+            model=served.kind.registered_name,
+            model_version=served.version,
+            entity_id=entity_ids[i],
+            features_hash=hashes[i],
+            imputed_features=assessed.imputed[i],
+            score=float(assessed.scores[i]),
+            band=assessed.bands[i],
+            scored_at=now,
+            variant=variant,
+            reasons=[reason.feature for reason in assessed.reasons[i]],
+        )
+        for i in range(len(request_ids))
+    ]
+
+
+class ShadowScorer:
+    """Scores the rows the champion answered with the challenger, in a thread of its own after
+    the answers are out, and logs them as ``shadow`` under the same request ids. Rows beyond
+    ``max_rows`` waiting are dropped (and counted): a shadow never slows the champion down."""
+
+    def __init__(self, log: PredictionLog, max_rows: int) -> None:
+        self.log = log
+        self.max_rows = max_rows
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(
+        self, served: ServedModel, rows: Columns, request_ids: list[str], entity_ids: list
+    ) -> None:
+        with self._lock:
+            if self._waiting + len(rows) > self.max_rows:
+                metrics.SHADOW_DROPPED.labels(model=served.kind.registered_name).inc(len(rows))
+                return
+            self._waiting += len(rows)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
+                self._thread.start()
+        self._jobs.put((served, rows, request_ids, entity_ids))
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until every submitted row is scored and logged (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._waiting and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _run(self) -> None:
+        while True:
+            served, rows, request_ids, entity_ids = self._jobs.get()
+            try:
+                assessed = served.model.assess(rows, TOP_REASONS)
+                self.log.append(log_entries(served, SHADOW, assessed, request_ids, entity_ids))
+            except Exception:  # a failing challenger must not take the champion down
+                log.exception("shadow scoring failed")
+                metrics.SHADOW_DROPPED.labels(model=served.kind.registered_name).inc(len(rows))
+            finally:
+                with self._lock:
+                    self._waiting -= len(rows)
 
 
 @dataclass(frozen=True)
@@ -312,6 +446,7 @@ class Scored:
     imputed: list[str]
     request_id: str
     served: ServedModel
+    variant: str = CHAMPION
 
     def common(self) -> dict[str, Any]:
         """Fields every score response shares."""
@@ -320,5 +455,13 @@ class Scored:
             "reasons": _reasons(self.reasons),
             "model": self.served.kind.registered_name,
             "model_version": self.served.version,
+            "variant": self.variant,
             "imputed_features": self.imputed,
         }
+
+
+def _serving(model: ServedModel | Serving) -> Serving:
+    """A model served alone is its own champion, with no release running."""
+    if isinstance(model, Serving):
+        return model
+    return Serving(Release(model.kind.registered_name, model.version), model)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import threading
 import time
 import warnings
 from datetime import UTC, datetime
@@ -22,11 +23,12 @@ import cloudpickle
 from bentoml._internal import server as bentoml_server
 from starlette.responses import JSONResponse
 
-from core.kinds import LEAD, MODEL_KINDS, RISK
+from core.kinds import LEAD, MODEL_KINDS, RISK, ModelKind
 from core.settings import get_settings
 from features import store as feature_store
 from monitoring.feedback import ConflictError, Feedback, FeedbackStore
 from monitoring.prediction_log import PredictionLog
+from monitoring.releases import ReleaseStore
 from service import admin, openapi
 from service.batching import Batcher, Overloaded
 from service.http import (
@@ -55,7 +57,7 @@ from service.schemas import (
     RawLead,
     bounded_lead_request,
 )
-from service.scorer import FeatureStoreUnavailable, Scorer, ServedModel
+from service.scorer import FeatureStoreUnavailable, Scorer, ServedModel, Serving
 
 # BentoML declares a service's workers and traffic at class definition, so the settings are read
 # here, once; everything else is built per serving process in ``LeadRisk.__init__``.
@@ -80,9 +82,12 @@ QUIET = {"access": {"enabled": False}}
 UNTRACED = {"excluded_urls": [".*"]}
 
 
-def _load(bento_model: bentoml.Model):
+def _served(kind: ModelKind, bento_model: bentoml.Model) -> ServedModel:
+    """A model of the BentoML store, ready to score."""
     with open(bento_model.path_of(MODEL_FILE), "rb") as handle:
-        return cloudpickle.load(handle)
+        model = cloudpickle.load(handle)
+    model.limit_threads(SERVICE.model_threads)
+    return ServedModel(kind, bento_model.info.labels["mlflow_version"], model)
 
 
 @bentoml.service(
@@ -103,29 +108,30 @@ class LeadRisk:
     risk_model = bentoml.models.BentoModel(TAGS[RISK.registered_name])
 
     def __init__(self) -> None:
-        self.served = {
-            LEAD.key: ServedModel(
-                LEAD, self.lead_model.info.labels["mlflow_version"], _load(self.lead_model)
-            ),
-            RISK.key: ServedModel(
-                RISK, self.risk_model.info.labels["mlflow_version"], _load(self.risk_model)
-            ),
+        self.loaded = {  # BentoML tag -> model, for every version this process has served
+            TAGS[LEAD.registered_name]: _served(LEAD, self.lead_model),
+            TAGS[RISK.registered_name]: _served(RISK, self.risk_model),
         }
-        for served in self.served.values():
-            served.model.limit_threads(SERVICE.model_threads)
         sys.setswitchinterval(SERVICE.gil_switch_interval_ms / 1000)
         self.profiles = admin.profile_writer(SETTINGS)
         self.scorer = Scorer(
             feature_store.ServingFeatures(
                 feature_store.open_store(SETTINGS), list(MODEL_KINDS.values())
             ),
-            self.served[LEAD.key],
-            self.served[RISK.key],
+            self.loaded[TAGS[LEAD.registered_name]],
+            self.loaded[TAGS[RISK.registered_name]],
             PredictionLog(
                 SETTINGS.prediction_log_dir, SERVICE.prediction_log_sync_interval_ms / 1000
             ),
             self.profiles,
+            SERVICE.shadow_queue_rows,
         )
+        self.releases = ReleaseStore(SETTINGS.release_store_url)
+        self.revision = 0
+        self._release_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.follow_releases()
+        threading.Thread(target=self._poll_releases, name="releases", daemon=True).start()
         self.feedback_store = FeedbackStore(SETTINGS.feedback_db)
         self.batchers = {
             key: _batcher(key, self.scorer.batch_scorer(key)) for key in (LEAD.key, RISK.key)
@@ -149,6 +155,40 @@ class LeadRisk:
             self._ready_at = time.monotonic()
         return self._ready
 
+    def follow_releases(self) -> None:
+        """Serve what the release table says, when it changed since the last look: load any
+        version not loaded yet from the BentoML store, then swap each model's serving at once
+        (batches already running finish on the versions they started with)."""
+        with self._release_lock:
+            revision = self.releases.revision()
+            if revision == self.revision:
+                return
+            for kind in MODEL_KINDS.values():
+                release = self.releases.get(kind.registered_name)
+                if release is None:
+                    continue
+                try:
+                    champion = self._version(kind, release.champion)
+                    challenger = release.challenger and self._version(kind, release.challenger)
+                except bentoml.exceptions.NotFound as err:
+                    log.error("release %s names a model not in this store: %s", release, err)
+                    continue
+                self.scorer.serve(kind.key, Serving(release, champion, challenger or None))
+                log.info("serving %s: %s", kind.registered_name, release)
+            self.revision = revision
+
+    def _version(self, kind: ModelKind, tag: str) -> ServedModel:
+        if tag not in self.loaded:
+            self.loaded[tag] = _served(kind, bentoml.models.get(tag))
+        return self.loaded[tag]
+
+    def _poll_releases(self) -> None:
+        while not self._stopping.wait(SERVICE.registry_poll_s):
+            try:
+                self.follow_releases()
+            except Exception:  # the table is unreachable: keep serving, try again
+                log.exception("could not read the release table")
+
     def status(self) -> dict:
         """Models being served and whether the feature store answers (blocking)."""
         try:
@@ -157,7 +197,7 @@ class LeadRisk:
         except FeatureStoreUnavailable as err:
             store_ok, store_error = False, str(err)
         return {
-            "models": admin.model_info(self.served, TAGS),
+            "models": admin.model_info(self.scorer.serving),
             "feature_store": {"ok": store_ok, "error": store_error},
         }
 
@@ -262,6 +302,8 @@ class LeadRisk:
 
     @bentoml.on_shutdown
     def close(self) -> None:
+        self._stopping.set()
+        self.scorer.shadow.drain(timeout=10)
         for batcher in self.batchers.values():
             batcher.close()
         if self.profiles is not None:

@@ -19,8 +19,9 @@ from core.kinds import LEAD, RISK, ModelKind
 from core.scoring import Band, ScoringModel, prepare_inputs
 from features.store import OnlineRows
 from monitoring.prediction_log import PredictionEntry, PredictionLog, read_entries
+from monitoring.releases import CHALLENGER, CHAMPION, SHADOW, Release
 from service.schemas import LeadRequest, RawLead
-from service.scorer import TOP_REASONS, Scorer, ServedModel
+from service.scorer import TOP_REASONS, Scorer, ServedModel, Serving
 from training.candidates import preprocessor
 
 FEATURES = {
@@ -144,3 +145,55 @@ def test_batch_scorer_is_chosen_by_kind(world):
     scorer, _, _ = world
     assert scorer.batch_scorer(LEAD.key) == scorer.score_leads
     assert scorer.batch_scorer(RISK.key) == scorer.score_customers
+
+
+def _challenged(scorer: Scorer, tables, mode: str, share: float = 0.0) -> Release:
+    """Serve a second risk model (another fit: its scores differ) as the challenger."""
+    champion = scorer.models[RISK.key]
+    other = tables[RISK.key].sample(frac=1.0, random_state=9)
+    other["tenure_months"] = other["tenure_months"].to_numpy()[::-1]  # another relation
+    challenger = ServedModel(RISK, "6", fitted(RISK, other, champion.model.bands))
+    release = Release(RISK.registered_name, "risk:v5", "risk:v6", mode, share, salt="s", revision=1)
+    scorer.serve(RISK.key, Serving(release, champion, challenger))
+    return release
+
+
+def test_an_ab_test_answers_each_customer_with_its_sticky_variant(world, tmp_path):
+    scorer, _, tables = world
+    release = _challenged(scorer, tables, "ab", share=0.3)
+    ids = list(range(200))
+    outcomes = scorer.score_customers(ids)
+    for customer_id, outcome in zip(ids, outcomes, strict=True):
+        expected = release.variant(customer_id)
+        assert outcome.score.variant == expected
+        assert outcome.score.model_version == ("6" if expected == CHALLENGER else "5")
+    share = sum(o.score.variant == CHALLENGER for o in outcomes) / len(ids)
+    assert 0.15 < share < 0.45
+    logged = {e["request_id"]: e for e in read_entries(tmp_path / "predictions")}
+    assert {logged[o.score.request_id]["variant"] for o in outcomes} == {CHAMPION, CHALLENGER}
+    again = scorer.score_customers(ids[:50])
+    assert [o.score.variant for o in again] == [o.score.variant for o in outcomes[:50]]
+
+
+def test_a_shadow_scores_every_row_after_the_answer_and_only_logs_it(world, tmp_path):
+    scorer, _, tables = world
+    _challenged(scorer, tables, "shadow")
+    outcomes = scorer.score_customers(list(range(100)))
+    assert {o.score.variant for o in outcomes} == {CHAMPION}
+    assert {o.score.model_version for o in outcomes} == {"5"}
+    scorer.shadow.drain()
+    entries = list(read_entries(tmp_path / "predictions"))
+    shadows = {e["request_id"]: e for e in entries if e["variant"] == SHADOW}
+    answered = {o.score.request_id: o.score for o in outcomes}
+    assert set(shadows) == set(answered)  # the same request ids, one shadow entry each
+    assert {e["model_version"] for e in shadows.values()} == {"6"}
+    assert any(shadows[r]["score"] != answered[r].p_suspended for r in answered)
+    assert all(shadows[r]["reasons"] for r in answered)
+
+
+def test_a_swap_takes_effect_from_the_next_batch(world):
+    scorer, _, tables = world
+    before = scorer.serving[RISK.key]
+    _challenged(scorer, tables, "ab", share=1.0 - 1e-9)
+    assert scorer.serving[RISK.key] is not before
+    assert {o.score.model_version for o in scorer.score_customers(list(range(20)))} == {"6"}
