@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -259,6 +260,33 @@ def release_compare(model: str) -> None:
         _echo_json(release_verdict(get_settings(), _model_name(model)))
     except ValueError as err:
         _fail(str(err))
+
+
+@release.command("promote")
+@click.argument("model", type=MODEL_KIND)
+@click.option("--reason", required=True, help="Why, for the audit trail.")
+def release_promote(model: str, reason: str) -> None:
+    """Promote MODEL's challenger on its test's verdict: the verdict is logged to the
+    challenger's MLflow run and quoted in the audit trail; the test ends."""
+    from monitoring.release_verdict import release_verdict, summary
+    from monitoring.releases import ReleaseError, ReleaseStore
+    from training import registry
+
+    settings = get_settings()
+    name = _model_name(model)
+    try:
+        verdict = release_verdict(settings, name)
+    except ValueError as err:
+        _fail(str(err))
+    client = registry.connect(settings)
+    version = verdict["challenger"]
+    run_id = client.get_model_version(name, version).run_id
+    client.log_dict(run_id, verdict, f"release/verdict_{verdict['since'][:19]}.json")
+    entry = registry.promote(client, name, version, f"{reason}; verdict: {summary(verdict)}")
+    with contextlib.suppress(ReleaseError):
+        ReleaseStore(settings.release_store_url).stop(name, f"promoted v{version}", "promoted")
+    _echo_json(entry)
+    _sync_serving()
 
 
 @release.command("status")

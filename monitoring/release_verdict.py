@@ -203,3 +203,20 @@ def release_verdict(settings: Settings, model: str) -> dict[str, Any]:
     out.write_text(json.dumps(result, indent=2, default=str))
     result["written_to"] = str(out)
     return result
+
+
+def summary(verdict: dict[str, Any]) -> str:
+    """One line of a verdict, for the audit trail."""
+    if "shadow" in verdict:
+        shadow = verdict["shadow"]
+        return (
+            f"shadow over {shadow['requests']:,} requests: rank correlation "
+            f"{shadow['rank_correlation']:.3f}, band agreement {shadow['band_agreement']:.1%}, "
+            f"score PSI {shadow['score_psi']:.3f}"
+        )
+    ab = verdict["ab"]
+    return (
+        f"A/B: conversion {ab['champion']['rate']:.3f} (n={ab['champion']['labelled']}) vs "
+        f"{ab['challenger']['rate']:.3f} (n={ab['challenger']['labelled']}), uplift "
+        f"{ab['uplift']:+.3f}, p={ab['p_value']:.3g}"
+    )

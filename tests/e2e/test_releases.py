@@ -250,3 +250,23 @@ def test_a_bad_challenger_is_stopped_by_the_guardrails(
     assert {_score(url, i).json()["variant"] for i in ids[:100]} == {"champion"}
     status = invoke_cli(["release", "status", "lead"], release_env)
     assert "mode off" in status.output and "guardrail" in status.output
+
+
+def test_release_promote_records_the_verdict(release_env, release_service, invoke_cli):
+    """After a test, `release promote` logs its verdict to the challenger's MLflow run, quotes it
+    in the audit trail, and the service follows the new champion."""
+    settings = load_settings(release_env)
+    client = registry.connect(settings)
+    name = LEAD.registered_name
+    challenger = str(registry.alias_version(client, name, registry.CHALLENGER).version)
+    result = invoke_cli(["release", "promote", "lead", "--reason", "test verdict"], release_env)
+    assert result.exit_code == 0, (result.output, result.exception)
+    trail = registry.audit_trail(client, name)
+    assert (
+        trail[-1]["to_version"] == challenger and "verdict: A/B: conversion" in trail[-1]["reason"]
+    )
+    run_id = client.get_model_version(name, challenger).run_id
+    assert [a.path for a in client.list_artifacts(run_id, "release")]
+    time.sleep(POLL_S * 3)
+    versions = {_score(release_service.url, i).json()["model_version"] for i in range(1, 30)}
+    assert versions == {challenger}
