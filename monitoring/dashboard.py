@@ -33,6 +33,8 @@ from core.kinds import MODEL_KINDS
 from core.settings import Settings
 from monitoring.feedback import FeedbackStore
 from monitoring.prediction_log import ENTRY_SCHEMA
+from monitoring.release_verdict import latest_verdict
+from monitoring.releases import ReleaseStore, tag_version
 from monitoring.service_metrics import PROBE_ENDPOINTS, endpoint_counts, histogram_quantile
 
 MODELS = tuple(kind.registered_name for kind in MODEL_KINDS.values())
@@ -68,9 +70,9 @@ header h1 { margin: 0 0 4px; font-size: 22px; }
 header p { margin: 2px 0; font-size: 13px; color: #cfd8e3; }
 main { display: grid; grid-template-columns: repeat(auto-fit, minmax(600px, 1fr));
        gap: 16px; padding: 16px 24px; }
-figure.chart { margin: 0; padding: 12px 16px; background: #fff; border: 1px solid #dde1e6;
-               border-radius: 6px; min-width: 0; }
-figure.chart.wide { grid-column: 1 / -1; }
+figure.chart, figure.table { margin: 0; padding: 12px 16px; background: #fff;
+               border: 1px solid #dde1e6; border-radius: 6px; min-width: 0; }
+figure.chart.wide, figure.table.wide { grid-column: 1 / -1; }
 figcaption { font-size: 13px; color: #555; margin-bottom: 8px; }
 figcaption b { display: block; font-size: 16px; color: #222; margin-bottom: 2px; }
 figure.chart svg { width: 100%; height: auto; display: block; }
@@ -114,6 +116,7 @@ def render_dashboard(
             scores_chart(predictions, since, now, bands),
             drift_chart(latest_drift_reports(settings.reports_dir / "drift")),
             kpi_chart(feedback_kpis(settings.feedback_db), bands),
+            releases_table(settings),
         ]
     return _page(_header(predictions, truncated, since, now), charts)
 
@@ -422,6 +425,48 @@ def kpi_chart(kpis: dict[str, dict[str, Any]], bands: list[str]) -> str:
         else:
             _no_data(ax, f"{model}:\nno labelled feedback yet")
     return _chart("kpis", "Outcome KPIs", caption, _svg(fig), table=_kpi_table(kpis))
+
+
+def releases_table(settings: Settings) -> str:
+    """Each model's release (champion, challenger, mode) and its last test's verdict."""
+    caption = (
+        "Champion and challenger served, the running test, its last event and the latest "
+        "verdict (leadrisk release compare); see docs/releases.md."
+    )
+    url = settings.release_store_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return _section("releases", "Releases", caption, "nothing served yet")
+    try:
+        store = ReleaseStore(url)
+        releases = store.all()
+    except Exception as err:  # an unreachable table must not take the page down
+        return _section("releases", "Releases", caption, f"release table unreachable: {err}")
+    rows = []
+    for model, release in sorted(releases.items()):
+        events = store.events(model)
+        last = f"{events[-1]['event']} {events[-1]['at'][:19]}" if events else ""
+        share = f" {release.share:.0%}" if release.mode == "ab" else ""
+        rows.append(
+            [
+                model,
+                f"v{tag_version(release.champion)}",
+                f"v{tag_version(release.challenger)}" if release.challenger else "-",
+                release.mode + share,
+                last,
+                latest_verdict(settings, model),
+            ]
+        )
+    header = ["model", "champion", "challenger", "test", "last event", "latest verdict"]
+    return _section("releases", "Releases", caption, "", _table(header, rows))
+
+
+def _section(section_id: str, title: str, caption: str, empty: str, table: str = "") -> str:
+    """A table beside the charts: its caption, then the table or an ``empty`` note."""
+    body = table or f'<p class="empty">{html.escape(empty)}</p>'
+    return (
+        f'<figure class="table wide" id="{section_id}"><figcaption><b>{html.escape(title)}</b>'
+        f"{html.escape(caption)}</figcaption>{body}</figure>"
+    )
 
 
 def _kpi_panel(ax: Axes, model: str, by_band: dict[str, dict], bands: list[str]) -> None:

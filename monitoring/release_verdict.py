@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
@@ -194,15 +195,70 @@ def release_verdict(settings: Settings, model: str) -> dict[str, Any]:
         columns = ["request_id", "score", "band", "reasons"]
         answered = entries[(variant == "champion") & (entries["model_version"] == champion_version)]
         shadowed = entries[variant == "shadow"]
-        result["shadow"] = asdict(shadow_agreement(answered[columns], shadowed[columns]))
+        agreement = shadow_agreement(answered[columns], shadowed[columns])
+        result["shadow"] = asdict(agreement)
+        figure = _shadow_chart(model, answered, shadowed, agreement)
     else:
         feedback = FeedbackStore(settings.feedback_db).frame(model, datetime.fromisoformat(since))
-        result["ab"] = asdict(ab_verdict(feedback, challenger_version))
+        verdict = ab_verdict(feedback, challenger_version)
+        result["ab"] = asdict(verdict)
+        figure = _ab_chart(model, verdict)
     out = settings.reports_dir / "releases" / f"{model}_{since[:19].replace(':', '')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
-    result["written_to"] = str(out)
+    figure.savefig(out.with_suffix(".png"), dpi=110)
+    result["written_to"] = [str(out), str(out.with_suffix(".png"))]
     return result
+
+
+def _shadow_chart(
+    model: str, answered: pd.DataFrame, shadowed: pd.DataFrame, agreement: ShadowAgreement
+) -> Figure:
+    """The two versions' score distributions on the same requests, and the band matrix."""
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    scores, bands = figure.subplots(1, 2)
+    edges = np.linspace(0, 1, 21)
+    scores.hist(answered["score"], bins=edges, alpha=0.6, label="champion")
+    scores.hist(shadowed["score"], bins=edges, alpha=0.6, label="challenger (shadow)")
+    scores.set_xlabel("score")
+    scores.set_ylabel("requests")
+    scores.legend(fontsize=8)
+    scores.set_title(
+        f"{model}: rank correlation {agreement.rank_correlation:.3f}, "
+        f"PSI {agreement.score_psi:.3f}",
+        fontsize=9,
+    )
+    matrix = pd.DataFrame(agreement.bands).T.fillna(0)
+    bands.imshow(matrix.to_numpy(), cmap="Blues")
+    bands.set_xticks(range(len(matrix.columns)), matrix.columns)
+    bands.set_yticks(range(len(matrix.index)), matrix.index)
+    for (i, j), count in np.ndenumerate(matrix.to_numpy()):
+        bands.text(j, i, f"{int(count)}", ha="center", va="center", fontsize=8)
+    bands.set_xlabel("challenger band")
+    bands.set_ylabel("champion band")
+    bands.set_title(f"same band: {agreement.band_agreement:.1%}", fontsize=9)
+    return figure
+
+
+def _ab_chart(model: str, verdict: ABVerdict) -> Figure:
+    """Conversion per variant with its interval and sample size."""
+    figure = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = figure.subplots()
+    variants = {"champion": verdict.champion, "challenger": verdict.challenger}
+    rates = [v.rate for v in variants.values()]
+    errors = [
+        [v.rate - v.interval[0] for v in variants.values()],
+        [v.interval[1] - v.rate for v in variants.values()],
+    ]
+    bars = ax.bar(list(variants), rates, yerr=errors, capsize=6, color=["#4c72b0", "#dd8452"])
+    ax.bar_label(bars, [f"n={v.labelled}" for v in variants.values()], padding=3, fontsize=8)
+    ax.set_ylabel("conversion rate (95% interval)")
+    ax.set_title(
+        f"{model}: uplift {verdict.uplift:+.3f}, p={verdict.p_value:.3g}; "
+        f"n needed per variant {verdict.needed_per_variant:,}",
+        fontsize=9,
+    )
+    return figure
 
 
 def summary(verdict: dict[str, Any]) -> str:
@@ -220,3 +276,9 @@ def summary(verdict: dict[str, Any]) -> str:
         f"{ab['challenger']['rate']:.3f} (n={ab['challenger']['labelled']}), uplift "
         f"{ab['uplift']:+.3f}, p={ab['p_value']:.3g}"
     )
+
+
+def latest_verdict(settings: Settings, model: str) -> str:
+    """The summary of ``model``'s newest verdict file, or "" when there is none."""
+    files = sorted((settings.reports_dir / "releases").glob(f"{model}_*.json"))
+    return summary(json.loads(files[-1].read_text())) if files else ""

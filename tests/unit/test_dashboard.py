@@ -28,6 +28,7 @@ from monitoring.dashboard import (
 from monitoring.drift import DriftReport, FeatureDrift, PredictionDrift
 from monitoring.feedback import Feedback, FeedbackStore
 from monitoring.prediction_log import PredictionLog
+from monitoring.releases import ReleaseStore
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 CHARTS = ("requests", "latency", "scores", "drift", "kpis")
@@ -344,3 +345,15 @@ def test_headless_chromium_renders_every_chart(
     kept.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(screenshot, kept)
     print(f"dashboard screenshot: {kept}")
+
+
+def test_the_releases_table_shows_each_model_and_its_test(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    page = render_dashboard(settings, None, now=NOW)
+    assert "nothing served yet" in page
+    assert not (tmp_path / "releases.db").exists(), "rendering must not create the table"
+    store = ReleaseStore(settings.release_store_url)
+    store.set_models("lead_scoring", "lead_scoring:v1-aaa", "lead_scoring:v2-bbb")
+    store.start("lead_scoring", "ab", share=0.25)
+    releases = re.search(r'id="releases">(.*?)</figure>', render_dashboard(settings, now=NOW))
+    assert "<td>lead_scoring</td><td>v1</td><td>v2</td><td>ab 25%</td>" in releases.group(1)

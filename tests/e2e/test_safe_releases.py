@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,7 +100,9 @@ def test_a_shadow_challenger_scores_every_request_and_answers_none(
         assert shadow["model_version"] == "2" and shadow["entity_id"] == body["lead_id"]
     verdict = invoke_cli(["release", "compare", "lead"], release_env)
     assert verdict.exit_code == 0, (verdict.output, verdict.exception)
-    agreement = json.loads(verdict.output)["shadow"]
+    written = json.loads(verdict.output)
+    agreement = written["shadow"]
+    assert all(Path(path).stat().st_size > 0 for path in written["written_to"])  # JSON, PNG
     assert agreement["requests"] >= 500
     assert agreement["rank_correlation"] > 0.9  # v2 is v1 retrained on the same rows
 
