@@ -172,7 +172,7 @@ def models_promote(model: str, version: str, reason: str) -> None:
     except MlflowException as err:
         _fail(f"{_model_name(model)} v{version}: {err.message}")
     _echo_json(entry)
-    _sync_serving()
+    _sync_serving(required=False)
 
 
 @models.command("rollback")
@@ -188,21 +188,27 @@ def models_rollback(model: str, reason: str) -> None:
     except registry.RegistryError as err:
         _fail(str(err))
     _echo_json(entry)
-    _sync_serving()
+    _sync_serving(required=False)
 
 
-def _sync_serving() -> None:
-    """Hand the registry's champions and challengers to the serving processes."""
+def _sync_serving(required: bool = True) -> None:
+    """Hand the registry's champions and challengers to the serving processes. Not
+    ``required`` (after an alias change), a model with no champion yet means no service can be
+    running: that is said, not failed."""
     from service.packaging import MissingChampionError, import_champions
 
     settings = get_settings()
     try:
         import_champions(settings)
     except MissingChampionError as err:
-        _fail(str(err))
+        if required:
+            _fail(str(err))
+        click.echo(f"serving not updated: {err}", err=True)
+        return
     click.echo(
         f"release table updated: serving processes follow within "
-        f"{settings.service.registry_poll_s:g}s"
+        f"{settings.service.registry_poll_s:g}s",
+        err=True,
     )
 
 
