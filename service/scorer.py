@@ -396,6 +396,8 @@ class ShadowScorer:
     the answers are out, and logs them as ``shadow`` under the same request ids. Rows beyond
     ``max_rows`` waiting are dropped (and counted): a shadow never slows the champion down."""
 
+    COALESCE = 256  # queued jobs (champion batches) scored together at most
+
     def __init__(self, log: PredictionLog, max_rows: int) -> None:
         self.log = log
         self.max_rows = max_rows
@@ -424,17 +426,35 @@ class ShadowScorer:
             time.sleep(0.01)
 
     def _run(self) -> None:
+        """Score what has queued, all rows of one challenger in one model call: the fixed cost
+        of a call is paid once for every batch the champion answered meanwhile."""
         while True:
-            served, rows, request_ids, entity_ids = self._jobs.get()
-            try:
-                assessed = served.model.assess(rows, TOP_REASONS)
-                self.log.append(log_entries(served, SHADOW, assessed, request_ids, entity_ids))
-            except Exception:  # a failing challenger must not take the champion down
-                log.exception("shadow scoring failed")
-                metrics.SHADOW_DROPPED.labels(model=served.kind.registered_name).inc(len(rows))
-            finally:
-                with self._lock:
-                    self._waiting -= len(rows)
+            jobs = [self._jobs.get()]
+            while len(jobs) < self.COALESCE:
+                try:
+                    jobs.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            by_model: dict[int, list] = {}
+            for job in jobs:
+                by_model.setdefault(id(job[0]), []).append(job)
+            for group in by_model.values():
+                self._score(group)
+
+    def _score(self, jobs: list) -> None:
+        served = jobs[0][0]
+        rows = Columns.concat([job[1] for job in jobs]) if len(jobs) > 1 else jobs[0][1]
+        request_ids = [r for job in jobs for r in job[2]]
+        entity_ids = [e for job in jobs for e in job[3]]
+        try:
+            assessed = served.model.assess(rows, TOP_REASONS)
+            self.log.append(log_entries(served, SHADOW, assessed, request_ids, entity_ids))
+        except Exception:  # a failing challenger must not take the champion down
+            log.exception("shadow scoring failed")
+            metrics.SHADOW_DROPPED.labels(model=served.kind.registered_name).inc(len(rows))
+        finally:
+            with self._lock:
+                self._waiting -= len(rows)
 
 
 @dataclass(frozen=True)
