@@ -5,12 +5,9 @@ precision and recall over several injected shifts."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pandas as pd
 import pytest
@@ -40,28 +37,6 @@ SHIFTS = [
 ]
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        length = int(self.headers["Content-Length"])
-        _Receiver.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        return
-
-
-@pytest.fixture(scope="module")
-def webhook():
-    httpd = HTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/hook"
-    httpd.shutdown()
-
-
 @pytest.fixture(scope="module")
 def demo_env(tmp_path_factory, webhook, env_for):
     return env_for(
@@ -72,7 +47,7 @@ def demo_env(tmp_path_factory, webhook, env_for):
         LEADRISK_TRAINING__CV_FOLDS="3",
         LEADRISK_MONITORING__WINDOW_MINUTES=str(WINDOW_MINUTES),
         LEADRISK_MONITORING__FLUSH_INTERVAL_S="0.5",
-        LEADRISK_MONITORING__WEBHOOK_URL=webhook,
+        LEADRISK_MONITORING__WEBHOOK_URL=webhook.url,
     )
 
 
@@ -118,7 +93,7 @@ def _send(url: str, ids: list[int]) -> None:
             assert response.status_code == 200, response.text
 
 
-def test_injected_drift_is_detected_and_alerted(demo_settings, demo_service):
+def test_injected_drift_is_detected_and_alerted(demo_settings, demo_service, webhook):
     settings = demo_settings
     window_s = WINDOW_MINUTES * 60
     found = []
@@ -149,8 +124,8 @@ def test_injected_drift_is_detected_and_alerted(demo_settings, demo_service):
     )
     assert recall == 1.0
     assert precision >= 0.8
-    assert len(_Receiver.received) >= len(SHIFTS)
-    assert all("rule" in body for body in _Receiver.received)
+    assert len(webhook.received) >= len(SHIFTS)
+    assert all("rule" in body for body in webhook.received)
 
 
 def test_undrifted_traffic_raises_no_feature_drift(demo_settings, demo_service):

@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -174,28 +173,6 @@ def test_a_promotion_reaches_the_service_under_load_without_a_failure(
     assert {v for sent, _, v in answers if sent > ended + POLL_S * 2} == {"2"}
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        length = int(self.headers["Content-Length"])
-        _Receiver.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        return
-
-
-@pytest.fixture
-def webhook():
-    httpd = HTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/hook"
-    httpd.shutdown()
-
-
 def test_a_bad_challenger_is_stopped_by_the_guardrails(
     release_env, release_service, invoke_cli, webhook
 ):
@@ -220,7 +197,7 @@ def test_a_bad_challenger_is_stopped_by_the_guardrails(
     name = LEAD.registered_name
     registry.set_alias(client, name, registry.CHAMPION, champion, "guardrail test")
     registry.set_alias(client, name, registry.CHALLENGER, bad.version, "trained on shuffled labels")
-    env = {**release_env, "LEADRISK_MONITORING__WEBHOOK_URL": webhook}
+    env = {**release_env, "LEADRISK_MONITORING__WEBHOOK_URL": webhook.url}
     _release(invoke_cli, env, "start", "lead", "--mode", "ab", "--share", "0.5")
     truth = dict(zip(labels[LEAD.entity_key], labels[LEAD.label], strict=True))
     ids = [i for i in _lead_ids(release_env) if i in truth][:1500]
@@ -248,7 +225,7 @@ def test_a_bad_challenger_is_stopped_by_the_guardrails(
         for b in json.loads(check.output)["facts"]["release_guardrails"][LEAD.registered_name]
     }
     assert broken & {"score_psi", "conversion_drop"}, broken
-    assert any(a.get("rule", "").startswith("release_") for a in _Receiver.received)
+    assert any(a.get("rule", "").startswith("release_") for a in webhook.received)
     time.sleep(POLL_S * 3)
     assert {_score(url, i).json()["variant"] for i in ids[:100]} == {"champion"}
     status = invoke_cli(["release", "status", "lead"], release_env)
