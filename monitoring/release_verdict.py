@@ -168,10 +168,11 @@ def ab_verdict(feedback: pd.DataFrame, challenger_version: str) -> ABVerdict:
 def release_verdict(settings: Settings, model: str) -> dict[str, Any]:
     """The verdict on ``model``'s current or last test, from the prediction log (shadow) or the
     sales feedback (A/B) since it started; written as JSON under the reports folder."""
-    release = ReleaseStore(settings.release_store_url).get(model)
+    store = ReleaseStore(settings.release_store_url)
+    release = store.get(model)
     if release is None or release.started_at is None or release.challenger is None:
         raise ValueError(f"{model} has had no release test with its current challenger")
-    events = ReleaseStore(settings.release_store_url).events(model)
+    events = store.events(model)
     mode = next(e["detail"]["mode"] for e in reversed(events) if e["event"] == "started")
     since = release.started_at
     champion_version = tag_version(release.champion)

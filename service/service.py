@@ -163,8 +163,9 @@ class LeadRisk:
             revision = self.releases.revision()
             if revision == self.revision:
                 return
+            releases = self.releases.all()
             for kind in MODEL_KINDS.values():
-                release = self.releases.get(kind.registered_name)
+                release = releases.get(kind.registered_name)
                 if release is None:
                     continue
                 try:
